@@ -93,7 +93,7 @@ def _first_bad(name: str, mask: np.ndarray, problem: str, offset: int = 0) -> No
 
 @dataclass(frozen=True)
 class Book:
-    """One order-book snapshot: bids best (highest) first, asks best (lowest) first; rows are [price, size]."""
+    """One order-book snapshot, best level first on each side; rows are [price, size]."""
 
     bids: FloatArray  # (levels, 2) float64
     asks: FloatArray  # (levels, 2) float64

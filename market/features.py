@@ -127,7 +127,7 @@ def sliding_windows(
 
 def compute(w: Windows, use_book: bool = True) -> Features:
     """The feature vector and regime signals of every window in the batch."""
-    o, h, lo, c, v = w.open, w.high, w.low, w.close, w.volume
+    h, lo, c, v = w.high, w.low, w.close, w.volume
     log_c = np.log(c)
     ret = np.diff(log_c, axis=1)  # (B, W-1)
     rng = (h - lo) / c  # (B, W)

@@ -3,7 +3,8 @@
 Dynamics (one step per bar t; every random draw comes from one `numpy.random.Generator(seed)`):
 
 * **Regime** g_t ∈ {calm, normal, volatile, crisis} follows a Markov chain with strong persistence
-  (expected stays of 250, 200, 100 and 50 bars; long-run shares about 34%, 45%, 16% and 5%) and moves mostly to neighbouring regimes;
+  (expected stays of 250, 200, 100 and 50 bars;
+  long-run shares about 34%, 45%, 16% and 5%) and moves mostly to neighbouring regimes;
   crisis is rare and is entered from volatile or, seldom, straight from normal.
 * **Volatility** σ_t = σ_g · exp(h_t), with h a slow AR(1) log-volatility wobble inside each regime
   (σ_g = 8, 15, 30, 80 bp per bar).

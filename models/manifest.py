@@ -38,7 +38,7 @@ class RegimeSection(Strict):
 
 
 class Metrics(Strict):
-    """Scores on the test split. Regression fills mse, r2 and directional_accuracy; classification accuracy."""
+    """Test-split scores: mse, r2, directional_accuracy (regression) or accuracy (classification)."""
 
     mse: float | None = None
     r2: float | None = None
@@ -69,7 +69,7 @@ class TierEntry(Strict):
 
 
 class Manifest(Strict):
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     family_id: str
     created_at: str
     source: dict[str, object]

@@ -1,0 +1,101 @@
+"""The model store: families land whole or not at all; CURRENT and manifests are read strictly."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from models.manifest import Manifest
+from models.store import (
+    StoreError,
+    load_current,
+    read_current,
+    read_manifest,
+    set_current,
+    sha256_file,
+    write_family,
+)
+
+TIER = {
+    "role": "tiny", "teacher": None, "sha256": "", "layers": 2, "width": 4, "params": 10,
+    "compression": 1.0, "alpha": None, "temperature": None, "metrics": {}, "per_regime": {},
+    "parity_max_abs_diff": 0.0, "latency_us_batch1": 1.0, "train_seconds": 0.1,
+}
+
+
+def manifest(family_id: str) -> Manifest:
+    return Manifest.model_validate({
+        "family_id": family_id, "created_at": "2026-01-01T00:00:00Z", "source": {"kind": "synthetic"},
+        "task": "regression",
+        "features": {"window": 48, "version": 1, "names": ["a"], "use_book": True},
+        "input": {"name": "features", "shape": [None, 1]},
+        "output": {"name": "prediction", "shape": [None, 1]},
+        "flat_band": 0.001,
+        "regime": {"thresholds": {"calm": 1.0}, "tier_map": {"calm": "M0"}, "names": ["calm"]},
+        "tiers": [{**TIER, "name": "M0", "file": "M0.onnx"}],
+        "baselines": {}, "config": {},
+    })
+
+
+def write(store: Path, family_id: str, tmp_path: Path) -> Path:
+    blob = tmp_path / f"{family_id}.bin"
+    blob.write_bytes(family_id.encode())
+    return write_family(store, manifest(family_id), {"M0.onnx": blob})
+
+
+def test_a_written_family_reads_back_and_becomes_current(tmp_path):
+    store = tmp_path / "store"
+    family_dir = write(store, "fam-1", tmp_path)
+    assert read_current(store) == "fam-1"
+    loaded_dir, loaded = load_current(store)
+    assert loaded_dir == family_dir and loaded == manifest("fam-1")
+    assert sha256_file(family_dir / "M0.onnx") == sha256_file(tmp_path / "fam-1.bin")
+
+
+def test_writing_leaves_no_temporary_directory_and_never_reuses_an_id(tmp_path):
+    store = tmp_path / "store"
+    write(store, "fam-1", tmp_path)
+    assert sorted(p.name for p in store.iterdir()) == ["CURRENT", "fam-1"]
+    with pytest.raises(StoreError, match="already exists"):
+        write(store, "fam-1", tmp_path)
+
+
+def test_a_failed_write_leaves_nothing_half_written(tmp_path):
+    store = tmp_path / "store"
+    with pytest.raises(FileNotFoundError):
+        write_family(store, manifest("fam-2"), {"M0.onnx": tmp_path / "missing.bin"})
+    assert list(store.iterdir()) == []
+
+
+def test_current_can_only_point_at_a_complete_family(tmp_path):
+    store = tmp_path / "store"
+    write(store, "fam-1", tmp_path)
+    with pytest.raises(StoreError, match=r"no manifest\.json"):
+        set_current(store, "fam-404")
+    assert read_current(store) == "fam-1"
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (None, "is missing"),
+        ("{not json", "is not JSON"),
+        ("[1, 2]", "not a JSON object"),
+        (json.dumps({"schema_version": 99}), "schema_version 99"),
+        (json.dumps({"schema_version": 1, "family_id": "x"}), "manifest.json: created_at"),
+    ],
+)
+def test_a_bad_manifest_is_refused_naming_the_file_and_the_problem(tmp_path, content, words):
+    if content is not None:
+        (tmp_path / "manifest.json").write_text(content)
+    with pytest.raises(StoreError) as e:
+        read_manifest(tmp_path)
+    assert str(tmp_path / "manifest.json") in str(e.value) and words in str(e.value)
+
+
+def test_a_missing_or_garbled_current_is_refused_with_the_fix(tmp_path):
+    with pytest.raises(StoreError, match="tiered train"):
+        read_current(tmp_path)
+    (tmp_path / "CURRENT").write_text("../../etc\n")
+    with pytest.raises(StoreError, match="not a family id"):
+        read_current(tmp_path)
