@@ -168,13 +168,21 @@ def _parse_timestamps(path: str, texts: list[str], lines: np.ndarray) -> np.ndar
             try:
                 out[i] = parse_timestamp(text)
             except ValueError:
-                raise CandleFileError(path, int(lines[i]), f"timestamp {text!r} is neither an ISO 8601 "
-                                      "date-time nor epoch seconds, ms or µs") from None
+                raise _bad_timestamp(path, int(lines[i]), text) from None
         return out
     try:
         return epoch_to_ms(np.array(texts, dtype=np.int64))
     except ValueError:  # fractional epoch seconds, or a stray non-number
-        return epoch_to_ms(_parse_numbers(path, "timestamp", texts, lines))
+        values = np.array([float(text) if _is_number(text) else np.nan for text in texts])
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        raise _bad_timestamp(path, int(lines[bad[0]]), texts[bad[0]])
+    return epoch_to_ms(values)
+
+
+def _bad_timestamp(path: str, line: int | None, text: str) -> CandleFileError:
+    return CandleFileError(path, line, f"timestamp {text!r} is neither an ISO 8601 date-time nor "
+                           "epoch seconds, ms or µs")
 
 
 def _iso_to_ms(texts: list[str]) -> np.ndarray | None:
@@ -272,10 +280,11 @@ def interval_name(step_ms: int) -> str:
 
 def guess_symbol(path: str) -> str:
     """`binance_ETHUSDT_5m.csv` → ETHUSDT; `BTC-USDT_1h.csv` → BTCUSDT; "" when no part is a pair."""
-    for part in re.split(r"[_. ]", Path(path).stem):
-        token = part.replace("-", "").replace("/", "").upper()
-        for quote in QUOTES:
-            base = token[: -len(quote)]
-            if token.endswith(quote) and 2 <= len(base) <= 10 and base.isalnum() and not base.isdigit():
-                return token
+    for part in re.split(r"[_. ]", Path(path).stem.upper()):
+        pieces = part.split("-")  # BTC-USDT is one pair; btcusdt-quotes holds one
+        for token in ("".join(pieces[:2]), *pieces):
+            for quote in QUOTES:
+                base = token[: -len(quote)]
+                if token.endswith(quote) and 2 <= len(base) <= 10 and base.isalnum() and not base.isdigit():
+                    return token
     return ""
