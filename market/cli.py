@@ -91,8 +91,16 @@ def format_confusion(cm: np.ndarray) -> str:
 
 
 def run_fetch(args: argparse.Namespace) -> int:
-    from market.bybit import fetch_to_csv
+    import sys
 
-    rows = fetch_to_csv(args.symbol, args.interval, args.start, args.end, args.out, category=args.category)
-    print(f"wrote {rows:,} candles to {args.out}")
+    from market.bybit import fetch_to_csv
+    from market.errors import MarketError
+
+    try:
+        rows = fetch_to_csv(args.symbol, args.interval, args.start, args.end, args.out,
+                            category=args.category)
+    except (MarketError, ValueError) as exc:  # bad dates or interval, or the exchange said no
+        print(f"tiered fetch: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {rows:,} closed candles starting in [{args.start}, {args.end}) to {args.out}")
     return 0
