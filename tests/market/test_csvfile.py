@@ -78,7 +78,7 @@ def test_reader_reads_every_layout_into_the_same_candles(tmp_path, layout):
     assert c.ts.tolist() == [T0, T0 + FIVE_MIN, T0 + 2 * FIVE_MIN]
     assert c.close.tolist() == [b[3] for b in BARS] and c.volume.tolist() == [b[4] for b in BARS]
     assert (c.taker_buy_volume is not None) == has_taker
-    if has_taker:
+    if c.taker_buy_volume is not None:
         assert c.taker_buy_volume.tolist() == TAKER
     assert loaded.interval == "5m" and loaded.gaps == []
 
