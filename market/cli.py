@@ -27,7 +27,7 @@ def register(sub: Any) -> None:
     f.add_argument("--symbol", required=True)
     f.add_argument("--interval", required=True, help="1,3,5,15,30,60,120,240,360,720,D,W,M")
     f.add_argument("--start", required=True, help="ISO date/time (UTC) or epoch ms")
-    f.add_argument("--end", required=True, help="ISO date/time (UTC) or epoch ms")
+    f.add_argument("--end", required=True, help="ISO date/time (UTC) or epoch ms, exclusive")
     f.add_argument("--category", default="linear", choices=["linear", "spot", "inverse"])
     f.add_argument("--out", required=True)
     f.set_defaults(handler=run_fetch)
