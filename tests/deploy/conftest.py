@@ -1,0 +1,88 @@
+"""Fixtures for the deploy checks: the repo's Dockerfile read into stages, and docker-compose.yml parsed.
+
+There is no Docker engine here, so the deploy files are checked by reading them. A stage is a list of
+(KEYWORD, arguments) pairs in file order, its FROM first; continuation lines are joined and comments
+dropped, as Docker does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+Instruction = tuple[str, str]
+
+
+def read_stages(text: str) -> dict[str, list[Instruction]]:
+    """Stages by name (the `AS` name, else the index), each a list of (KEYWORD, arguments).
+
+    Global ARGs (before the first FROM) are kept under the name "".
+    """
+    stages: dict[str, list[Instruction]] = {}
+    current: list[Instruction] = []
+    for keyword, args in read_instructions(text):
+        if keyword == "FROM":
+            words = args.split()
+            name = words[2] if len(words) == 3 and words[1].upper() == "AS" else str(len(stages))
+            current = stages[name] = []
+        elif not stages:
+            current = stages.setdefault("", [])
+        current.append((keyword, args))
+    return stages
+
+
+def read_instructions(text: str) -> list[Instruction]:
+    instructions: list[Instruction] = []
+    pending = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        # Comment lines are dropped even inside a continuation, like Docker does.
+        if not line or line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        keyword, _, args = (pending + line).partition(" ")
+        instructions.append((keyword.upper(), " ".join(args.split())))
+        pending = ""
+    assert not pending, f"the Dockerfile ends inside a continued line: {pending!r}"
+    return instructions
+
+
+def base_of(stage: list[Instruction]) -> str:
+    return stage[0][1].split()[0]
+
+
+@pytest.fixture(scope="session")
+def stages() -> dict[str, list[Instruction]]:
+    return read_stages((REPO / "Dockerfile").read_text())
+
+
+@pytest.fixture(scope="session")
+def serve_chain(stages: dict[str, list[Instruction]]) -> list[Instruction]:
+    """The instructions that make the serve image: its own and those of the stages it builds FROM."""
+    return chain_of("serve", stages)
+
+
+@pytest.fixture(scope="session")
+def train_chain(stages: dict[str, list[Instruction]]) -> list[Instruction]:
+    return chain_of("train", stages)
+
+
+def chain_of(name: str, stages: dict[str, list[Instruction]]) -> list[Instruction]:
+    assert name in stages, f"the Dockerfile has no stage named {name!r}; it has {list(stages)}"
+    stage = stages[name]
+    parent = base_of(stage)
+    return ([*chain_of(parent, stages)] if parent in stages else []) + stage
+
+
+@pytest.fixture(scope="session")
+def compose() -> dict[str, Any]:
+    loaded = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    assert isinstance(loaded, dict), f"docker-compose.yml is not a mapping: {loaded!r}"
+    return loaded
