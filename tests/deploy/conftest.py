@@ -7,6 +7,8 @@ dropped, as Docker does.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +81,40 @@ def chain_of(name: str, stages: dict[str, list[Instruction]]) -> list[Instructio
     stage = stages[name]
     parent = base_of(stage)
     return ([*chain_of(parent, stages)] if parent in stages else []) + stage
+
+
+@pytest.fixture(scope="session")
+def builder_sources(stages: dict[str, list[Instruction]]) -> list[str]:
+    """What the builder stage COPYs from the build context (files and directories, repo-relative)."""
+    sources: list[str] = []
+    for keyword, args in stages["builder"]:
+        if keyword == "COPY" and "--from=" not in args:
+            words = [word for word in args.split() if not word.startswith("--")]
+            sources += [word.rstrip("/") for word in words[:-1]]
+    return sources
+
+
+@pytest.fixture(scope="session")
+def in_build_context() -> Callable[[str], bool]:
+    """Whether a repo-relative path reaches the build context past .dockerignore."""
+    lines = (REPO / ".dockerignore").read_text().splitlines()
+    patterns = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    return lambda path: not ignored(path, patterns)
+
+
+def ignored(path: str, patterns: list[str]) -> bool:
+    """Docker's rule: the last pattern that matches decides; `!` lets a path back in."""
+    verdict = False
+    for pattern in patterns:
+        negated = pattern.startswith("!")
+        body = pattern.lstrip("!").strip("/")
+        regex = re.escape(body).replace(r"\*\*/", "(?:.*/)?").replace(r"\*\*", ".*")
+        regex = regex.replace(r"\*", "[^/]*").replace(r"\?", "[^/]")
+        regex = re.sub(r"\\\[([^]]*)\\\]", r"[\1]", regex)  # character classes like *.py[cod]
+        # A pattern that names a directory covers everything below it.
+        if re.fullmatch(f"{regex}(/.*)?", path):
+            verdict = not negated
+    return verdict
 
 
 @pytest.fixture(scope="session")
