@@ -1,10 +1,50 @@
-"""`tiered train` (the training job lives in training/job.py; torch is imported only when it runs)."""
+"""`tiered train`: parse the command line, load the config, run the job (training/job.py).
+
+    tiered train --quick --out /tmp/store                         a small family in seconds
+    tiered train                                                  the default family (synthetic market)
+    tiered train --source csv:../shared/data/ohlcv/FILE.csv       real candles
+    tiered train --source bybit:BTCUSDT:60 --start 2024-01-01 --end 2024-06-01
+
+torch is imported only when the job runs, so `tiered` stays usable on a serving install.
+"""
 
 from __future__ import annotations
 
+import argparse
+import sys
+from pathlib import Path
 from typing import Any
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("train", help="build the model family M0..M3 (needs the train extra)")
-    p.set_defaults(handler=lambda args: 0)
+    p.add_argument("--config", type=Path, help="JSON file over the defaults (training/default.json)")
+    p.add_argument("--source", help="synthetic | csv:PATH | bybit:SYMBOL:INTERVAL (default: synthetic)")
+    p.add_argument("--start", help="bybit: first candle, ISO date/time (UTC) or epoch ms")
+    p.add_argument("--end", help="bybit: end of the range (exclusive), ISO date/time (UTC) or epoch ms")
+    p.add_argument("--task", choices=["regression", "classification"])
+    p.add_argument("--seed", type=int)
+    p.add_argument("--out", type=Path, default=Path("models/store"),
+                   help="model store (default models/store)")
+    p.add_argument("--quick", action="store_true", help="a small, fast family for tests and smoke runs")
+    p.set_defaults(handler=run_train)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from market.csvfile import parse_timestamp
+    from market.errors import MarketError
+    from training import config, job
+    from training.errors import TrainingError
+
+    try:
+        cfg = config.load(args.config, quick=args.quick,
+                          overrides={"source": args.source, "task": args.task, "seed": args.seed})
+        start_ms = parse_timestamp(args.start) if args.start else 0
+        end_ms = parse_timestamp(args.end) if args.end else 0
+        if cfg.source.startswith("bybit:") and not (start_ms and end_ms):
+            raise TrainingError("a bybit source needs --start and --end")
+        job.run(cfg, args.out, start_ms=start_ms, end_ms=end_ms)
+    except (TrainingError, MarketError, ValueError) as exc:
+        print(f"tiered train: {exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,94 @@
+"""`tiered train --quick` end to end: the family on disk, its manifest, its ONNX files and its report."""
+
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from cli import main
+from market import features
+from models.store import load_current, sha256_file
+from training.report import TIER_FIELDS
+
+pytestmark = pytest.mark.slow
+
+
+def test_quick_family_has_every_tier_baseline_and_report_file(quick_store):
+    family, manifest = load_current(quick_store)
+    assert [t.name for t in manifest.tiers] == ["M0", "M1", "M2", "M3"]
+    assert sorted(manifest.baselines) == ["direct", "one_shot"]
+    for name in ("M0.onnx", "M1.onnx", "M2.onnx", "M3.onnx", "one_shot.onnx", "direct.onnx",
+                 "report.json", "report.md", "report.png"):
+        assert (family / name).is_file(), f"{name} missing from {family}"
+    assert manifest.features.window == features.WINDOW
+    assert manifest.input.name == "features" and manifest.input.shape == [None, len(features.FEATURE_NAMES)]
+    assert manifest.output.name == "prediction" and manifest.output.shape == [None, 1]
+
+
+def test_every_exported_model_loads_matches_its_hash_and_takes_any_batch_size(quick_store):
+    family, manifest = load_current(quick_store)
+    rows = np.random.default_rng(0).normal(size=(5, 38)).astype(np.float32)
+    for tier in [*manifest.tiers, *manifest.baselines.values()]:
+        assert sha256_file(family / tier.file) == tier.sha256
+        assert tier.parity_max_abs_diff <= 1e-5, f"{tier.name}: parity {tier.parity_max_abs_diff}"
+        sess = ort.InferenceSession(str(family / tier.file), providers=["CPUExecutionProvider"])
+        for batch in (1, 5):
+            (out,) = sess.run(["prediction"], {"features": rows[:batch]})
+            assert out.shape == (batch, 1) and np.isfinite(out).all()
+
+
+def test_distillation_settings_are_recorded_per_stage_and_the_last_stage_distills(quick_store):
+    _, manifest = load_current(quick_store)
+    m0, *students = manifest.tiers
+    assert m0.alpha is None and m0.teacher is None
+    assert [s.teacher for s in students] == ["M0", "M1", "M2"]
+    assert all(s.alpha is not None and s.alpha > 0 for s in students)
+    assert manifest.baselines["one_shot"].teacher == "M0" and manifest.baselines["direct"].alpha is None
+    assert manifest.config["stages"][-1]["alpha"] == students[-1].alpha
+
+
+def test_report_json_has_exactly_the_documented_fields(quick_store):
+    family, manifest = load_current(quick_store)
+    report = json.loads((family / "report.json").read_text())
+    assert set(report) == {"family_id", "source", "task", "oracle_r2", "regime_detector", "tiers",
+                           "baselines", "timing"}
+    assert report["family_id"] == manifest.family_id and report["oracle_r2"] > 0
+    assert set(report["regime_detector"]) == {"balanced_accuracy", "confusion_matrix"}
+    rows = [*report["tiers"], *report["baselines"].values()]
+    assert [set(r) for r in rows] == [set(TIER_FIELDS)] * 6
+    assert report["tiers"][0]["retention"] == 1.0 and report["tiers"][3]["compression"] > 50
+    assert report["timing"]["total_seconds"] > 0 and "M0" in report["timing"]
+
+
+def test_the_same_seed_and_config_give_byte_identical_onnx_files(quick_store, tmp_path):
+    _, manifest = load_current(quick_store)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--quick", "--seed", "0", "--out", str(tmp_path)])
+    assert exit_info.value.code == 0
+    _, again = load_current(tmp_path)
+    assert [t.sha256 for t in again.tiers] == [t.sha256 for t in manifest.tiers]
+    hashes = lambda m: {k: t.sha256 for k, t in m.baselines.items()}  # noqa: E731
+    assert hashes(again) == hashes(manifest)
+
+
+def test_quick_classification_family_outputs_class_probabilities(tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--quick", "--task", "classification", "--seed", "1", "--out", str(tmp_path)])
+    assert exit_info.value.code == 0
+    family, manifest = load_current(tmp_path)
+    assert manifest.classes == ["down", "flat", "up"] and manifest.output.shape == [None, 3]
+    assert all(t.metrics.accuracy is not None and t.metrics.r2 is None for t in manifest.tiers)
+    sess = ort.InferenceSession(str(family / "M3.onnx"), providers=["CPUExecutionProvider"])
+    (probs,) = sess.run(["prediction"], {"features": np.zeros((4, 38), dtype=np.float32)})
+    assert probs.shape == (4, 3) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-6)
+
+
+def test_train_refuses_an_unknown_config_key_with_exit_code_2(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"teacher": {"learning_rate": 0.1}}')
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--config", str(bad), "--out", str(tmp_path / "store")])
+    assert exit_info.value.code == 2
+    assert "teacher.learning_rate" in capsys.readouterr().err
+    assert not (tmp_path / "store").exists()

@@ -1,0 +1,45 @@
+"""The tiers' architecture: parameter counts of the default family and the shapes of every schedule."""
+
+import numpy as np
+import pytest
+import torch
+
+from training import nets
+
+F = 38
+
+
+def build(layers, width, **kwargs):
+    return nets.MLP(np.zeros(F), np.ones(F), nets.Shape(layers, width), 1, **kwargs)
+
+
+def test_default_family_has_the_pinned_parameter_counts_within_ten_percent_of_the_write_up():
+    counts = [nets.count_params(build(s.layers, s.width)) for s in nets.family_shapes("combined")]
+    assert counts == [538_881, 229_441, 69_249, 9_153]
+    for count, target in zip(counts, (530_000, 225_000, 70_000, 9_000), strict=True):
+        assert abs(count - target) / target < 0.10, (count, target)
+    assert counts[0] / counts[3] >= 50
+
+
+@pytest.mark.parametrize("schedule", ["width", "depth"])
+def test_width_only_and_depth_only_schedules_shrink_along_one_axis(schedule):
+    shapes = nets.family_shapes(schedule)
+    fixed = {s.layers for s in shapes} if schedule == "width" else {s.width for s in shapes}
+    assert len(fixed) == 1
+    counts = [nets.count_params(build(s.layers, s.width)) for s in shapes]
+    assert counts == sorted(counts, reverse=True) and counts[0] / counts[-1] > 50
+
+
+def test_normalisation_and_output_scaling_travel_inside_the_deployed_module():
+    mean, std = np.full(F, 5.0), np.full(F, 2.0)
+    net = nets.MLP(mean, std, nets.Shape(2, 8), 1)
+    deployed = nets.Deployed(net, "regression", y_mean=0.001, y_std=0.01)
+    x = torch.from_numpy(np.random.default_rng(0).normal(5.0, 2.0, (4, F)).astype(np.float32))
+    with torch.no_grad():
+        assert torch.allclose(deployed(x), net(x) * 0.01 + 0.001)
+        assert torch.allclose(net.normalize(x), (x - 5.0) / 2.0)
+
+
+def test_a_constant_feature_is_centred_instead_of_divided_by_zero():
+    net = nets.MLP(np.zeros(F), np.zeros(F), nets.Shape(1, 4), 1)
+    assert torch.isfinite(net(torch.ones(2, F))).all()

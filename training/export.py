@@ -1,0 +1,94 @@
+"""Export a tier to ONNX, check it, prove it computes what PyTorch computes, and time it.
+
+`torch.onnx.export` with the default (dynamo) exporter, an example batch of 2 and a dynamic batch
+dimension; `onnx.checker` on the file; a parity check on held-out rows (the job fails past the
+tolerance); batch-1 latency with onnxruntime on one thread, the way the service runs a single request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import statistics
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from torch import nn
+
+from training.errors import ParityError
+
+INPUT_NAME = "features"
+OUTPUT_NAME = "prediction"
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """The exporter prints progress lines, logs about optional packages and raises FutureWarnings
+    from inside torch; none of it is ours to act on, and the suite turns warnings into errors."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def to_onnx(module: nn.Module, path: Path, in_features: int) -> None:
+    """Write `module` (raw features (B, F) → prediction) to `path` with a dynamic batch dimension."""
+    module.eval()
+    example = torch.zeros(2, in_features)  # batch ≥ 2, so the exporter does not specialise it to 1
+    batch = torch.export.Dim("batch")
+    with _quiet():
+        torch.onnx.export(module, (example,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                          dynamic_shapes=({0: batch},), external_data=False, verbose=False)
+    onnx.checker.check_model(str(path), full_check=True)
+
+
+def session(path: Path, threads: int = 1) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def run(sess: ort.InferenceSession, x: np.ndarray, chunk: int = 65_536) -> np.ndarray:
+    parts = [sess.run([OUTPUT_NAME], {INPUT_NAME: x[i:i + chunk]})[0] for i in range(0, x.shape[0], chunk)]
+    return np.concatenate(parts)
+
+
+def parity(
+    name: str, module: nn.Module, sess: ort.InferenceSession, x: np.ndarray, tolerance: float
+) -> float:
+    """Max abs difference between onnxruntime and PyTorch on rows `x`; ParityError past `tolerance`."""
+    with torch.no_grad():
+        expected = module.eval()(torch.from_numpy(x)).numpy()
+    got = run(sess, x)
+    if got.shape != expected.shape:
+        raise ParityError(name, float("inf"), tolerance)
+    diff = float(np.max(np.abs(got.astype(np.float64) - expected)))
+    if not diff <= tolerance:  # also catches NaN
+        raise ParityError(name, diff, tolerance)
+    return diff
+
+
+def latency_us(sess: ort.InferenceSession, row: np.ndarray, runs: int) -> float:
+    """Median wall time of one batch-1 call, in microseconds (after a short warm-up)."""
+    feed = {INPUT_NAME: row.reshape(1, -1).astype(np.float32)}
+    for _ in range(min(20, runs)):
+        sess.run([OUTPUT_NAME], feed)
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter_ns()
+        sess.run([OUTPUT_NAME], feed)
+        times.append(time.perf_counter_ns() - t)
+    return statistics.median(times) / 1e3
