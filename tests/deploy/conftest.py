@@ -1,4 +1,5 @@
-"""Fixtures for the deploy checks: the repo's Dockerfile read into stages, and docker-compose.yml parsed.
+"""Fixtures for the deploy checks: the repo's Dockerfile read into stages, docker-compose.yml parsed, and
+deploy/rollout.sh run against a stand-in `docker` client.
 
 There is no Docker engine here, so the deploy files are checked by reading them. A stage is a list of
 (KEYWORD, arguments) pairs in file order, its FROM first; continuation lines are joined and comments
@@ -7,7 +8,9 @@ dropped, as Docker does.
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -122,3 +125,40 @@ def compose() -> dict[str, Any]:
     loaded = yaml.safe_load((REPO / "docker-compose.yml").read_text())
     assert isinstance(loaded, dict), f"docker-compose.yml is not a mapping: {loaded!r}"
     return loaded
+
+
+# Records each call on one line; answers `compose ps -q api` with $STUB_CONTAINERS and `inspect` with
+# $STUB_HEALTH; `exec CONTAINER CMD...` runs CMD here, as if inside the container, when $STUB_EXEC is "run".
+STUB_DOCKER = """#!/bin/sh
+printf '%s' "$*" | tr '\\n' ' ' >> "$STUB_CALLS" && echo >> "$STUB_CALLS"
+case "$1" in
+    compose) for c in $STUB_CONTAINERS; do echo "$c"; done ;;
+    inspect) echo "$STUB_HEALTH" ;;
+    exec) shift 2; [ "$STUB_EXEC" = run ] && exec "$@" ;;
+esac
+exit 0
+"""
+
+Rollout = Callable[..., tuple[subprocess.CompletedProcess[str], list[str]]]
+
+
+@pytest.fixture
+def rollout(tmp_path: Path) -> Rollout:
+    """Runs deploy/rollout.sh with a stub `docker` first on PATH; returns the result and the docker calls."""
+    stub_dir = tmp_path / "docker-stub"
+    stub_dir.mkdir()
+    (stub_dir / "docker").write_text(STUB_DOCKER)
+    (stub_dir / "docker").chmod(0o755)
+    calls = tmp_path / "docker-calls.txt"
+
+    def run(*args: str, health: str = "healthy", containers: str = "c1 c2", exec_mode: str = "record",
+            env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+        calls.write_text("")
+        base = dict(os.environ if env is None else env)
+        full_env = {**base, "PATH": f"{stub_dir}{os.pathsep}{base.get('PATH', '')}", "STUB_CALLS": str(calls),
+                    "STUB_CONTAINERS": containers, "STUB_HEALTH": health, "STUB_EXEC": exec_mode}
+        result = subprocess.run(["sh", str(REPO / "deploy" / "rollout.sh"), *args], capture_output=True,
+                                text=True, env=full_env, cwd=REPO, check=False, timeout=600)
+        return result, calls.read_text().splitlines()
+
+    return run

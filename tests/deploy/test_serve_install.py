@@ -1,8 +1,9 @@
 """The serve image's install, replayed without Docker: the builder's sources built into a wheel, the wheel
 installed without extras into a fresh virtual environment, then the image's command run from there.
 
-It proves the service installs and answers /readyz without torch. It needs the package registry (the
-fresh environment installs the serving dependencies; pip's cache makes it quick).
+It proves the service installs and answers /readyz without torch, and that deploy/rollout.sh's reload
+works against it. It needs the package registry (the fresh environment installs the serving
+dependencies; pip's cache makes it quick).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ READY_SECONDS = 60.0
 TOKEN = "a-test-token-of-more-than-16-characters"
 
 Instruction = tuple[str, str]
+Rollout = Callable[..., tuple[subprocess.CompletedProcess[str], list[str]]]
 
 
 @pytest.fixture
@@ -96,7 +98,7 @@ def wait_until_ready(url: str, server: subprocess.Popen[bytes]) -> int | None:
 @pytest.mark.slow
 def test_serve_stage_install_has_no_torch_and_answers_readyz(
         serve_command: tuple[str, ...], tmp_path: Path, quick_store: Path, builder_sources: list[str],
-        in_build_context: Callable[[str], bool], serve_chain: list[Instruction]) -> None:
+        in_build_context: Callable[[str], bool], serve_chain: list[Instruction], rollout: Rollout) -> None:
     context = copy_build_context(builder_sources, in_build_context, tmp_path / "context")
     venv, dist = tmp_path / "venv", tmp_path / "dist"
     bin_dir = venv / "bin"
@@ -122,6 +124,10 @@ def test_serve_stage_install_has_no_torch_and_answers_readyz(
         try:
             status = wait_until_ready(f"http://127.0.0.1:{port}/readyz", server)
             assert status == 200, f"no 200 from /readyz in {READY_SECONDS:.0f} s:\n{log_path.read_text()}"
+            # The hot reload deploy/rollout.sh runs inside each replica, here against this server.
+            reloaded, _ = rollout("reload", containers="replica-1", exec_mode="run", env=env)
+            assert reloaded.returncode == 0 and '"family_id"' in reloaded.stdout, (
+                f"rollout.sh reload:\n{reloaded.stdout}{reloaded.stderr}\n{log_path.read_text()}")
             server.send_signal(signal.SIGTERM)
             code = server.wait(timeout=30)
             assert code == 0, f"{serve_command} exited with {code} on SIGTERM:\n{log_path.read_text()}"
