@@ -1,10 +1,86 @@
-"""`tiered serve`."""
+"""`tiered serve` (and `python -m app`): serve the current family over HTTP with uvicorn.
+
+    tiered serve [--models DIR] [--host HOST] [--port PORT] [--workers N]
+
+Flags override TIERED_* environment variables, which override the defaults in `app/settings.py`;
+with no flags at all the service is configured by the environment alone (the container runs exactly
+SERVE_COMMAND). A store whose family cannot be served stops the command with one line naming the file
+and the problem. SIGTERM drains in-flight requests for up to TIERED_SHUTDOWN_GRACE_SECONDS, then the
+command exits 0.
+"""
 
 from __future__ import annotations
 
+import argparse
+import copy
+import os
+import signal
+import sys
+from pathlib import Path
 from typing import Any
+
+from pydantic import ValidationError
+
+SERVE_COMMAND = ("tiered", "serve")
+FACTORY = "app.main:create_app_from_env"
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("serve", help="serve the current family over HTTP")
-    p.set_defaults(handler=lambda args: 0)
+    p = sub.add_parser("serve", help="serve the current family over HTTP",
+                       description="Serve the family CURRENT points at. Flags override TIERED_* variables.")
+    p.add_argument("--models", type=Path, default=None,
+                   help="the store holding CURRENT (TIERED_MODELS_DIR, default models/store)")
+    p.add_argument("--host", default=None, help="address to bind (TIERED_HOST, default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="port (TIERED_PORT, default 8000)")
+    p.add_argument("--workers", type=int, default=None, help="worker processes (TIERED_WORKERS, default 1)")
+    p.set_defaults(handler=serve)
+
+
+def serve(args: argparse.Namespace) -> int:
+    # Imported here so that `tiered train` and `tiered market` never pay for the web stack.
+    from app.errors import FamilyRefused
+    from app.registry import check_store
+    from app.settings import Settings
+
+    flags = {"models_dir": args.models, "host": args.host, "port": args.port, "workers": args.workers}
+    flags = {name: value for name, value in flags.items() if value is not None}
+    try:
+        settings = Settings(**flags)
+    except ValidationError as e:
+        first = e.errors()[0]
+        print(f"tiered serve: {'.'.join(map(str, first['loc']))}: {first['msg']}", file=sys.stderr)
+        return 2
+    try:
+        check_store(settings.models_dir, settings.threshold_overrides())
+    except FamilyRefused as e:
+        print(f"tiered serve: {e.message}", file=sys.stderr)
+        return 2
+    return _run(settings, flags)
+
+
+def _run(settings: Any, flags: dict[str, Any]) -> int:
+    import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
+
+    from app.main import create_app
+
+    log_config = copy.deepcopy(LOGGING_CONFIG)
+    log_config["loggers"]["app"] = {"handlers": ["default"], "level": settings.log_level.upper(),
+                                    "propagate": False}
+    common: dict[str, Any] = {
+        "host": settings.host, "port": settings.port, "log_level": settings.log_level,
+        "log_config": log_config, "access_log": settings.access_log, "lifespan": "on", "server_header": False,
+        "timeout_graceful_shutdown": settings.shutdown_grace_seconds,
+    }
+    if settings.workers > 1:
+        # Each worker process builds its own app from the environment, so the flags travel there too.
+        for name, value in flags.items():
+            os.environ[f"TIERED_{name.upper()}"] = str(value)
+        uvicorn.run(FACTORY, factory=True, workers=settings.workers, **common)
+        return 0
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), **common))
+    # uvicorn drains, then re-raises the signal it caught to the previous handler; this one lets the
+    # command end with exit code 0 after a graceful SIGTERM instead of dying by the signal.
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    server.run()
+    return 0 if server.started else 3

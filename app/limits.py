@@ -1,0 +1,81 @@
+"""The request body limit: a pure ASGI middleware that answers 413 before the app parses anything.
+
+Neither uvicorn nor FastAPI caps a body. A declared Content-Length over the limit is refused at once,
+without reading; otherwise the body is read here, counting as it streams (chunked uploads carry no
+length), and refused as soon as it passes the limit. A body within the limit is handed to the app
+from memory; the app would have read it whole anyway to parse the JSON.
+"""
+
+from __future__ import annotations
+
+import json
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.errors import PayloadTooLarge, error_content
+
+
+class BodyLimit:
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared == -1:
+            await _refuse(scope, send, 400, "bad_request", "Content-Length is not a number")
+            return
+        if declared is not None and declared > self.max_bytes:
+            await self._too_large(scope, send)
+            return
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away before sending it all
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self._too_large(scope, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        await self.app(scope, _replay(b"".join(chunks), receive), send)
+
+    async def _too_large(self, scope: Scope, send: Send) -> None:
+        await _refuse(scope, send, PayloadTooLarge.status, PayloadTooLarge.code,
+                      f"the request body is over the {self.max_bytes}-byte limit; send fewer candles or "
+                      "items per call, or raise TIERED_MAX_BODY_BYTES")
+
+
+def _content_length(scope: Scope) -> int | None:
+    """The declared length; None when absent, -1 when it is not a number."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else -1
+    return None
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()  # after the body: wait for the disconnect, as the server would
+
+    return replay
+
+
+async def _refuse(scope: Scope, send: Send, status: int, code: str, message: str) -> None:
+    body = json.dumps(error_content(scope["path"], code, message, "body")).encode()
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+    ]})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,69 @@
+"""The FastAPI application: `create_app(settings)` builds a fresh app; its lifespan loads the family.
+
+Nothing is loaded at import. The lifespan loads the family CURRENT points at into `app.state`
+(registry, data plane, counters) and refuses to start when the family is unusable; a family with some
+broken tiers starts degraded. `create_app_from_env` is the factory uvicorn imports when it runs
+several worker processes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from app import errors
+from app.limits import BodyLimit
+from app.metrics import Metrics
+from app.predictor import Predictor
+from app.registry import Registry
+from app.routes import admin, bench, health, predict, tiers, v2
+from app.settings import Settings
+
+log = logging.getLogger("app")
+
+DESCRIPTION = """\
+Predicts the next bar's return for a market window with a family of distilled models (M0 teacher →
+M3 tiny), choosing the tier by market regime: calm → M3, normal → M2, volatile → M1, crisis → M0.
+Every answer says which tier answered and why (`regime`, `override`, `budget` or `fallback`).
+Errors answer `{"error": {"code", "message", "field"}}`; under `/v2` the Open Inference Protocol's
+`{"error": "..."}`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        registry = Registry(settings.models_dir, settings.ort_threads, settings.threshold_overrides())
+        family = registry.load()
+        for name, problem in family.problems.items():
+            log.warning("tier %s is unavailable: %s", name, problem)
+        log.info("serving family %s: tiers %s available", family.family_id, family.available)
+        metrics = Metrics()
+        app.state.settings = settings
+        app.state.registry = registry
+        app.state.metrics = metrics
+        app.state.predictor = Predictor(registry, metrics, settings.max_candles, settings.max_batch_items)
+        yield
+
+    app = FastAPI(title="tiered", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    for module in (predict, tiers, health, admin, v2):
+        app.include_router(module.router)
+    if settings.bench_routes:
+        app.include_router(bench.router)
+    errors.install(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:  # added last, so it is outermost and also decorates 413 answers
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type"])
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """The factory for `uvicorn --factory` (several workers): settings from TIERED_* variables."""
+    return create_app(Settings())

@@ -1,0 +1,69 @@
+"""The service's settings: one pydantic-settings class, read once at startup and injected.
+
+Every field can be set from the environment with the `TIERED_` prefix (`TIERED_PORT=9000`,
+`TIERED_ADMIN_TOKEN=...`, `TIERED_CORS_ORIGINS=https://a.example,https://b.example`); `tiered serve`
+flags override the environment. Nothing else in the app reads the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MIB = 1 << 20
+MIN_TOKEN_CHARS = 16
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TIERED_", frozen=True)
+
+    models_dir: Path = Field(default=Path("models/store"), description="the store holding CURRENT")
+    # Loopback by default: exposing the service is a decision (the container sets TIERED_HOST=0.0.0.0).
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    ort_threads: int = Field(default=1, ge=1, le=64, description="onnxruntime intra-op threads per session")
+    admin_token: SecretStr | None = Field(default=None, description="/admin Bearer token; unset: admin off")
+
+    max_body_bytes: int = Field(default=4 * MIB, ge=1024)
+    max_candles: int = Field(default=2048, ge=2, description="candles accepted in one window")
+    max_batch_items: int = Field(default=256, ge=1, le=1000)
+
+    # Regime threshold overrides; unset fields keep the manifest's calibrated values.
+    regime_calm: float | None = None
+    regime_volatile: float | None = None
+    regime_crisis: float | None = None
+    regime_vol_shift: float | None = None
+    regime_calm_trend: float | None = None
+
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list,
+                                                         description="empty: CORS off")
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    access_log: bool = True
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0.0, le=600.0)
+    bench_routes: bool = Field(default=False, description="serve POST /bench/bare for the serving benchmark")
+
+    @field_validator("admin_token", mode="before")
+    @classmethod
+    def _token_is_long_enough(cls, value: object) -> object:
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if raw is None or raw == "":
+            return None
+        if not isinstance(raw, str) or len(raw) < MIN_TOKEN_CHARS:
+            raise ValueError(f"admin_token must be at least {MIN_TOKEN_CHARS} characters; generate one "
+                             "with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`")
+        return raw
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    def threshold_overrides(self) -> dict[str, float | None]:
+        return {"calm": self.regime_calm, "volatile": self.regime_volatile, "crisis": self.regime_crisis,
+                "vol_shift": self.regime_vol_shift, "calm_trend": self.regime_calm_trend}
