@@ -53,7 +53,7 @@ def serve(args: argparse.Namespace) -> int:
     try:
         check_store(settings.models_dir, settings.threshold_overrides())
     except FamilyRefused as e:
-        print(f"tiered serve: {e.message}", file=sys.stderr)
+        print(f"tiered serve: {settings.models_dir}: {e.message}", file=sys.stderr)
         return 2
     return _run(settings, flags)
 

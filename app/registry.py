@@ -100,8 +100,15 @@ def check_store(store: Path, overrides: Overrides | None = None) -> tuple[Path, 
     try:
         directory, manifest = load_current(store)
     except StoreError as e:
-        raise FamilyRefused(str(e)) from None
+        raise FamilyRefused(_within_store(str(e), store)) from None
     return directory, manifest, _check_family(directory, manifest, overrides or {})
+
+
+def _within_store(message: str, store: Path) -> str:
+    """The message with paths relative to the store: clients never learn where the store lives."""
+    for prefix in {str(store), str(store.resolve())}:
+        message = message.replace(prefix + "/", "").replace(prefix, "<store>")
+    return message
 
 
 def load_family(store: Path, threads: int = 1, overrides: Overrides | None = None) -> Family:

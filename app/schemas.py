@@ -21,8 +21,9 @@ MAX_TS = 2**53  # epoch ms; far beyond any real date, and exact in a JSON double
 MAX_BOOK_LEVELS = 1000
 MAX_CANDLES_SCHEMA = 100_000  # hard cap; the configured TIERED_MAX_CANDLES is checked after parsing
 
-Price = Annotated[float, Field(gt=0, le=F32_MAX, allow_inf_nan=False)]
-Size = Annotated[float, Field(ge=0, le=F32_MAX, allow_inf_nan=False)]
+# Strict: a number must be a JSON number ("1.5" as a string is refused, not converted).
+Price = Annotated[float, Field(strict=True, gt=0, le=F32_MAX, allow_inf_nan=False)]
+Size = Annotated[float, Field(strict=True, ge=0, le=F32_MAX, allow_inf_nan=False)]
 TierName = Annotated[str, Field(min_length=1, max_length=32, description="a tier name, e.g. M2")]
 Reason = Literal["regime", "override", "budget", "fallback"]
 
@@ -32,7 +33,7 @@ class Closed(BaseModel):
 
 
 class Candle(Closed):
-    ts: int = Field(ge=0, le=MAX_TS, description="bar open time, epoch milliseconds")
+    ts: int = Field(strict=True, ge=0, le=MAX_TS, description="bar open time, epoch milliseconds")
     open: Price
     high: Price
     low: Price
@@ -77,7 +78,7 @@ class PredictRequest(Closed):
     book: OrderBook | None = Field(None, description="order book at the last close; without it spread "
                                                      "and imbalance are estimated from the candles")
     tier: TierName | None = Field(None, description="ask for this tier instead of the regime's choice")
-    max_latency_ms: float | None = Field(None, gt=0, le=60_000, allow_inf_nan=False,
+    max_latency_ms: float | None = Field(None, strict=True, gt=0, le=60_000, allow_inf_nan=False,
                                          description="latency budget: use the largest tier that fits")
 
 

@@ -81,7 +81,10 @@ def prepare(requests: list[PredictRequest], prefixes: list[str], min_candles: in
     for end, book in zip(ends, series.books, strict=True):
         if book is not None:
             spread[end], imbalance[end] = book.spread_bps, book.imbalance
-    f = compute(sliding_windows(candles, ends, spread, imbalance), use_book=use_book)
+    # Extreme (but individually valid) values can overflow inside the pipeline; such rows are refused
+    # just below, so numpy need not warn about them.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        f = compute(sliding_windows(candles, ends, spread, imbalance), use_book=use_book)
     finite = np.isfinite(f.x).all(axis=1)
     for row in np.flatnonzero(~finite):
         i = series.items[row]

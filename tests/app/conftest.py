@@ -1,0 +1,138 @@
+"""Fixtures for the service's tests: the real app over the quick family, request bodies cut from the
+market the family was trained on, and damaged copies of the family.
+
+Every client runs the app's lifespan (`with TestClient(create_app(settings)) as client`), so the
+family is loaded, verified and warmed up exactly as in production.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+# starlette prefers the httpx2 package for its TestClient and warns once, at import, when it finds
+# httpx instead; the suite turns warnings into errors, so the import happens here, warned or not.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message=".*install `httpx2` instead", category=UserWarning)
+    from fastapi.testclient import TestClient
+
+from app.main import create_app
+from app.settings import Settings
+from market.dataset import Dataset, build
+from market.regime import REGIMES, Thresholds, detect
+from market.sources import synthetic_source
+from market.synthetic import SyntheticMarket, simulate
+from models.store import CURRENT, MANIFEST, read_current
+
+TOKEN = "a-test-admin-token-0123456789"
+Body = dict[str, Any]
+MakeBody = Callable[..., Body]
+ClientFor = Callable[..., TestClient]
+
+
+def _settings(store: Path, **overrides: Any) -> Settings:
+    """A test app's settings: the given store, an admin token, everything else at its default."""
+    values: dict[str, Any] = {"models_dir": store, "admin_token": TOKEN, "cors_origins": [],
+                              "max_candles": 2048, "max_batch_items": 256, "max_body_bytes": 4 << 20,
+                              **overrides}
+    return Settings(**values)
+
+
+@pytest.fixture(scope="session")
+def admin_token() -> str:
+    return TOKEN
+
+
+@pytest.fixture(scope="session")
+def client_for() -> ClientFor:
+    """`with client_for(store, **settings) as client:` runs a fresh app, lifespan included."""
+    def make(store: Path, raise_server_exceptions: bool = True, **overrides: Any) -> TestClient:
+        return TestClient(create_app(_settings(store, **overrides)),
+                          raise_server_exceptions=raise_server_exceptions)
+    return make
+
+
+@pytest.fixture(scope="module")
+def client(quick_store: Path, client_for: ClientFor) -> Iterator[TestClient]:
+    """One app over the quick family, shared by a module's read-only tests."""
+    with client_for(quick_store) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def manifest_data(quick_store: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((quick_store / read_current(quick_store) / MANIFEST).read_text())
+    return data
+
+
+@pytest.fixture(scope="session")
+def market(manifest_data: dict[str, Any]) -> SyntheticMarket:
+    """The synthetic market the quick family was trained on, rebuilt from the manifest's source."""
+    source = manifest_data["source"]
+    return simulate(int(source["rows"]), int(source["seed"]))
+
+
+@pytest.fixture(scope="session")
+def dataset(manifest_data: dict[str, Any]) -> Dataset:
+    source = manifest_data["source"]
+    rebuilt = synthetic_source(int(source["rows"]), int(source["seed"]))
+    assert rebuilt.describe()["sha256"] == source["sha256"], "the rebuilt source is not the trained one"
+    return build(rebuilt)
+
+
+@pytest.fixture(scope="session")
+def make_body(market: SyntheticMarket) -> MakeBody:
+    """A /predict body: the n candles ending at bar `end` (inclusive) and, optionally, the book there."""
+    def make(end: int = 1000, n: int = 48, book: bool = True, **extra: Any) -> Body:
+        c = market.candles
+        rows = [{"ts": int(c.ts[t]), "open": float(c.open[t]), "high": float(c.high[t]),
+                 "low": float(c.low[t]), "close": float(c.close[t]), "volume": float(c.volume[t])}
+                for t in range(end - n + 1, end + 1)]
+        body: Body = {"symbol": "SYNTH", "candles": rows, **extra}
+        if book:
+            body["book"] = {"bids": [[float(market.bid[end]), float(market.bid_size[end])]],
+                            "asks": [[float(market.ask[end]), float(market.ask_size[end])]]}
+        return body
+    return make
+
+
+@pytest.fixture()
+def store_copy(quick_store: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A private copy of the quick store to damage: (store, family directory)."""
+    family_id = read_current(quick_store)
+    store = tmp_path / "store"
+    store.mkdir()
+    shutil.copytree(quick_store / family_id, store / family_id)
+    shutil.copyfile(quick_store / CURRENT, store / CURRENT)
+    return store, store / family_id
+
+
+def edit_manifest(family_dir: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    path = family_dir / MANIFEST
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+@pytest.fixture(scope="session")
+def manifest_editor() -> Callable[[Path, Callable[[dict[str, Any]], None]], None]:
+    return edit_manifest
+
+
+@pytest.fixture(scope="session")
+def regime_ends(dataset: Dataset, manifest_data: dict[str, Any]) -> dict[str, int]:
+    """For each regime, the end bar of one training window the detector puts in it."""
+    found = detect(dataset.train.signals, Thresholds.from_dict(manifest_data["regime"]["thresholds"]))
+    out = {}
+    for k, name in enumerate(REGIMES):
+        rows = np.flatnonzero(found == k)
+        if rows.size:
+            out[name] = int(dataset.train.ends[rows[rows.size // 2]])
+    return out

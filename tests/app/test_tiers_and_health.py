@@ -1,0 +1,93 @@
+"""GET /tiers, /tiers/{name}, /healthz, /readyz, /metrics, and the OpenAPI document."""
+
+from __future__ import annotations
+
+import re
+
+
+def test_tiers_describes_the_family_and_every_tier(client, manifest_data):
+    family = client.get("/tiers").json()
+    assert family["family_id"] == manifest_data["family_id"]
+    assert family["source"] == manifest_data["source"] and family["task"] == "regression"
+    assert family["window"] == 48 and family["tier_map"] == manifest_data["regime"]["tier_map"]
+    assert family["thresholds"] == manifest_data["regime"]["thresholds"]
+    assert set(family["baselines"]) == set(manifest_data["baselines"])
+    by_name = {t["name"]: t for t in manifest_data["tiers"]}
+    assert [t["name"] for t in family["tiers"]] == ["M0", "M1", "M2", "M3"]
+    for tier in family["tiers"]:
+        entry = by_name[tier["name"]]
+        for key in ("role", "teacher", "layers", "width", "params", "compression", "alpha", "temperature",
+                    "sha256", "parity_max_abs_diff", "file"):
+            assert tier[key] == entry[key], key
+        assert tier["metrics"]["r2"] == entry["metrics"]["r2"]
+        assert set(tier["per_regime"]) == set(entry["per_regime"])
+        assert tier["available"] is True and tier["problem"] is None
+        assert tier["latency_us"] > 0 and tier["latency_us_at_training"] == entry["latency_us_batch1"]
+        assert set(tier["live"]) == {"requests", "share", "p50_us", "p99_us"}
+    lineage = {t["name"]: t["teacher"] for t in family["tiers"]}
+    assert lineage == {"M0": None, "M1": "M0", "M2": "M1", "M3": "M2"}
+
+
+def test_one_tier_is_described_alone(client):
+    alone = client.get("/tiers/M2").json()
+    listed = next(t for t in client.get("/tiers").json()["tiers"] if t["name"] == "M2")
+    assert alone == listed
+
+
+def test_an_unknown_tier_is_404(client):
+    r = client.get("/tiers/M9")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_tier"
+
+
+def test_healthz_and_readyz_say_alive_and_ready(client, manifest_data):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "family_id": manifest_data["family_id"],
+                            "available": ["M0", "M1", "M2", "M3"], "unavailable": {}}
+
+
+def test_metrics_count_predictions_by_tier_regime_and_reason_with_latency_histograms(
+        quick_store, client_for, make_body, regime_ends):
+    with client_for(quick_store) as c:
+        for _ in range(2):
+            c.post("/predict", json=make_body(end=regime_ends["calm"]))
+        c.post("/predict", json=make_body(end=regime_ends["calm"], tier="M1"))
+        r = c.get("/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain; version=0.0.4")
+    text = r.text
+    assert 'tiered_predictions_total{tier="M3",regime="calm",reason="regime"} 2' in text
+    assert 'tiered_predictions_total{tier="M1",regime="calm",reason="override"} 1' in text
+    assert re.search(r'^tiered_family_info\{family_id="[^"]+"\} 1$', text, re.M)
+    assert 'tiered_tier_available{tier="M0"} 1' in text
+    bucket = re.compile(r'^tiered_latency_seconds_bucket\{tier="M3",le="[^"]+"\} (\d+)$', re.M)
+    buckets = [int(v) for v in bucket.findall(text)]
+    assert buckets == sorted(buckets) and buckets[-1] == 2
+    assert 'tiered_latency_seconds_count{tier="M3"} 2' in text
+    for line in text.splitlines():
+        assert line.startswith("#") or re.match(r"^[a-z_]+(\{[^}]*\})? [0-9.e+-]+$", line), line
+
+
+def test_openapi_documents_every_endpoint_with_examples_and_the_error_shape(client):
+    spec = client.get("/openapi.json").json()
+    paths = spec["paths"]
+    for path in ("/predict", "/predict/batch", "/regime", "/tiers", "/tiers/{name}", "/admin/reload",
+                 "/healthz", "/readyz", "/metrics", "/v2", "/v2/health/live", "/v2/health/ready",
+                 "/v2/models/{tier}", "/v2/models/{tier}/ready", "/v2/models/{tier}/infer"):
+        assert path in paths, path
+    assert "/bench/bare" not in paths
+    predict = paths["/predict"]["post"]
+    assert predict["responses"]["422"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
+    assert spec["components"]["schemas"]["PredictRequest"]["examples"][0]["candles"]
+    assert client.get("/docs").status_code == 200
+
+
+def test_cors_is_off_unless_origins_are_configured(quick_store, client_for):
+    preflight = {"Origin": "https://ui.example", "Access-Control-Request-Method": "POST"}
+    with client_for(quick_store) as c:
+        assert "access-control-allow-origin" not in c.options("/predict", headers=preflight).headers
+    with client_for(quick_store, cors_origins=["https://ui.example"]) as c:
+        r = c.options("/predict", headers=preflight)
+        assert r.headers["access-control-allow-origin"] == "https://ui.example"
+        other = c.options("/predict", headers={**preflight, "Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
