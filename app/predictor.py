@@ -39,7 +39,7 @@ from market.regime import REGIMES, detect
 COALESCE_MAX = 64  # requests served together at most; more wait for the next batch of the same turn
 
 Outcome = PredictResponse | ServiceError
-_Pending = tuple[PredictRequest, int, "asyncio.Future[PredictResponse]"]
+_Pending = tuple[PredictRequest, windows.Admitted, int, "asyncio.Future[PredictResponse]"]
 
 
 class Predictor:
@@ -50,14 +50,19 @@ class Predictor:
         self._flush_scheduled = False
 
     async def predict(self, request: PredictRequest) -> PredictResponse:
+        start = time.perf_counter_ns()
+        admitted = self._admit(request)  # a request that breaks a rule of its own fails here, alone
         loop = asyncio.get_running_loop()
         future: asyncio.Future[PredictResponse] = loop.create_future()
-        self._pending.append((request, time.perf_counter_ns(), future))
+        self._pending.append((request, admitted, start, future))
         if not self._flush_scheduled:
             # Runs after the callbacks already queued for this turn: requests parsed in the same turn join.
             self._flush_scheduled = True
             loop.call_soon(self._flush)
         return await future
+
+    def _admit(self, request: PredictRequest, prefix: str = "") -> windows.Admitted:
+        return windows.admit(request, self.registry.family.manifest.features.window, self.max_candles, prefix)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
@@ -66,11 +71,11 @@ class Predictor:
             chunk = pending[lo:lo + COALESCE_MAX]
             outcomes: list[Outcome | BaseException]
             try:
-                outcomes = list(self._serve([p[0] for p in chunk], [""] * len(chunk), [p[1] for p in chunk],
-                                            isolate=True))
+                requests, admitted, starts, _ = zip(*chunk, strict=True)
+                outcomes = list(self._serve(list(requests), list(admitted), list(starts), isolate=True))
             except Exception as e:  # a failure of the whole batch reaches every caller in it
                 outcomes = [e] * len(chunk)
-            for (_, _, future), outcome in zip(chunk, outcomes, strict=True):
+            for (*_, future), outcome in zip(chunk, outcomes, strict=True):
                 if future.done():  # the client went away
                     continue
                 if isinstance(outcome, BaseException):
@@ -85,15 +90,15 @@ class Predictor:
             raise InvalidInput(f"items: got {n}; send at most {self.max_batch_items} per call "
                                "(TIERED_MAX_BATCH_ITEMS)", "items")
         family = self.registry.family
-        results = self._serve(request.items, [f"items[{i}]." for i in range(n)], [start] * n, isolate=False,
-                              family=family)
+        admitted = [self._admit(item, f"items[{i}].") for i, item in enumerate(request.items)]
+        results = self._serve(request.items, admitted, [start] * n, isolate=False, family=family)
         answers = [r for r in results if isinstance(r, PredictResponse)]
         return BatchResponse(results=answers, family_id=family.family_id,
                              latency_us=(time.perf_counter_ns() - start) / 1e3)
 
     def regime(self, request: PredictRequest) -> RegimeResponse:
         family = self.registry.family
-        prepared, regimes, routes, _ = self._decide(family, [request], [""], isolate=False)
+        prepared, regimes, routes, _ = self._decide(family, [request], [self._admit(request)], isolate=False)
         r = routes[0]
         info = _regime_info(prepared.features, 0, regimes[0])
         return RegimeResponse(tier=r.tier, requested_tier=r.requested, reason=r.reason, regime=info,
@@ -114,11 +119,10 @@ class Predictor:
         self.metrics.record(tier, "none", "direct", (time.perf_counter_ns() - start) / 1e3, len(x))
         return oip.inference_response(request, family, tier, y)
 
-    def _decide(self, family: Family, requests: list[PredictRequest], prefixes: list[str],
+    def _decide(self, family: Family, requests: list[PredictRequest], admitted: list[windows.Admitted],
                 isolate: bool) -> tuple[windows.Prepared, list[str], dict[int, Route], list[Outcome | None]]:
         """Features, regime and route of every request; with `isolate`, failures are per request."""
-        spec = family.manifest.features
-        prepared = windows.prepare(requests, prefixes, spec.window, self.max_candles, spec.use_book, isolate)
+        prepared = windows.prepare(admitted, family.manifest.features.use_book, isolate)
         outcomes: list[Outcome | None] = [None] * len(requests)
         for i, error in prepared.errors.items():
             outcomes[i] = error
@@ -127,17 +131,17 @@ class Predictor:
         for row, i in enumerate(prepared.items):
             try:
                 routes[row] = route(family, regimes[row], requests[i].tier, requests[i].max_latency_ms,
-                                    f"{prefixes[i]}tier")
+                                    f"{admitted[i].prefix}tier")
             except ServiceError as e:
                 if not isolate:
                     raise
                 outcomes[i] = e
         return prepared, regimes, routes, outcomes
 
-    def _serve(self, requests: list[PredictRequest], prefixes: list[str], starts: list[int], isolate: bool,
-               family: Family | None = None) -> list[Outcome]:
+    def _serve(self, requests: list[PredictRequest], admitted: list[windows.Admitted], starts: list[int],
+               isolate: bool, family: Family | None = None) -> list[Outcome]:
         family = family or self.registry.family
-        prepared, regimes, routes, outcomes = self._decide(family, requests, prefixes, isolate)
+        prepared, regimes, routes, outcomes = self._decide(family, requests, admitted, isolate)
         rows_of: dict[str, list[int]] = defaultdict(list)
         for row, r in routes.items():
             rows_of[r.tier].append(row)
@@ -149,7 +153,7 @@ class Predictor:
         for row, r in routes.items():
             i = prepared.items[row]
             if not finite[row]:
-                field = f"{prefixes[i]}candles"
+                field = f"{admitted[i].prefix}candles"
                 error = InvalidInput(f"{field}: the model's output is not finite for this window; its values "
                                      "are far outside anything the family was trained on", field)
                 if not isolate:

@@ -27,7 +27,8 @@ def sessions(quick_store):
 def test_the_service_computes_the_training_sets_feature_vector(dataset, make_body, row):
     end = int(dataset.train.ends[row])
     request = PredictRequest.model_validate(make_body(end=end))
-    prepared = windows.prepare([request], [""], 48, 2048, use_book=dataset.spec.use_book, isolate=False)
+    admitted = [windows.admit(request, 48, 2048)]
+    prepared = windows.prepare(admitted, use_book=dataset.spec.use_book, isolate=False)
     np.testing.assert_array_equal(prepared.features.x[0], dataset.train.x[row])
     np.testing.assert_array_equal(prepared.features.signals[0], dataset.train.signals[row])
 
@@ -35,7 +36,7 @@ def test_the_service_computes_the_training_sets_feature_vector(dataset, make_bod
 def test_windows_of_one_call_give_the_same_rows_as_each_alone(dataset, make_body):
     rows = [3, 400, 4000]
     requests = [PredictRequest.model_validate(make_body(end=int(dataset.train.ends[r]))) for r in rows]
-    together = windows.prepare(requests, [""] * 3, 48, 2048, use_book=True, isolate=False)
+    together = windows.prepare([windows.admit(r, 48, 2048) for r in requests], use_book=True, isolate=False)
     np.testing.assert_array_equal(together.features.x, dataset.train.x[rows])
 
 

@@ -116,7 +116,7 @@ RULES = [
     ("book_negative_size", book("asks", [101.0, -2.0]), "book.asks[0][1]", "greater than or equal to 0"),
     ("book_nan_price", book("asks", [float("nan"), 2.0]), "book.asks[0][0]", "finite"),
     ("book_empty_side", field("book", {"bids": [], "asks": [[101.0, 1.0]]}), "book.bids", "at least 1"),
-    ("book_crossed", crossed, "book.bids", "below the best ask"),
+    ("book_crossed", crossed, "book.bids", "is not below best ask"),
     ("book_level_without_size", book("bids", [100.0]), "book.bids[0][1]", "required"),
     ("latency_budget_not_positive", field("max_latency_ms", 0), "max_latency_ms", "greater than 0"),
     ("latency_budget_nan", field("max_latency_ms", float("nan")), "max_latency_ms", "finite"),
