@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from market.features import WINDOW
 from models.manifest import Metrics, TensorSpec
 
 F32_MAX = 3.4028234663852886e38
@@ -73,8 +74,9 @@ class PredictRequest(Closed):
     ]})
 
     symbol: str | None = Field(None, max_length=64)
-    candles: list[Candle] = Field(min_length=1, max_length=MAX_CANDLES_SCHEMA,
-                                  description="oldest first; at least the family's window (see /tiers)")
+    candles: list[Candle] = Field(min_length=WINDOW, max_length=MAX_CANDLES_SCHEMA,
+                                  description=f"oldest first; at least the window ({WINDOW}), at most "
+                                              "TIERED_MAX_CANDLES (default 2048)")
     book: OrderBook | None = Field(None, description="order book at the last close; without it spread "
                                                      "and imbalance are estimated from the candles")
     tier: TierName | None = Field(None, description="ask for this tier instead of the regime's choice")

@@ -109,7 +109,7 @@ RULES = [
     ("negative_timestamp", candle(0, ts=-5), "candles[0].ts", "greater than or equal to 0"),
     ("fractional_timestamp", candle(3, ts=1.5), "candles[3].ts", "integer"),
     ("too_few_candles", keep(47), "candles", "at least 48"),
-    ("no_candles", keep(0), "candles", "at least 1"),
+    ("no_candles", keep(0), "candles", "at least 48"),
     ("missing_candles", drop("candles"), "candles", "required"),
     ("unknown_field", field("colour", "red"), "colour", "not permitted"),
     ("book_price_not_positive", book("bids", [0.0, 1.0]), "book.bids[0][0]", "greater than 0"),
