@@ -1,0 +1,73 @@
+"""Request bodies for the serving benchmark: market windows cut from the synthetic market with its book,
+in the JSON shape `POST /predict` takes (`app/schemas.py`), drawn evenly from the four true regimes so a
+rotation through them exercises every tier the router picks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+
+from market import features
+from market.candles import Book, Candles
+from market.regime import REGIMES
+from market.synthetic import SyntheticMarket, simulate
+
+BARS = 50_000  # enough for every regime, crisis included, to recur many times
+SEED = 11  # not the training market's seed (7): the windows are new to the family
+
+
+@dataclass(frozen=True)
+class Windows:
+    """Windows of the market, each with its candles and the book at its last close."""
+
+    market: SyntheticMarket
+    ends: np.ndarray  # (n,) index of each window's last bar
+    window: int
+
+    def candles(self, k: int) -> Candles:
+        end = int(self.ends[k])
+        return self.market.candles[end - self.window + 1:end + 1]
+
+    def book(self, k: int) -> Book:
+        return self.market.book_at(int(self.ends[k]))
+
+    def request(self, k: int, **extra: Any) -> dict[str, Any]:
+        c, end = self.candles(k), int(self.ends[k])
+        m = self.market
+        assert c.taker_buy_volume is not None, "the synthetic market always has taker-buy volume"
+        candles = [{"ts": int(c.ts[i]), "open": float(c.open[i]), "high": float(c.high[i]),
+                    "low": float(c.low[i]), "close": float(c.close[i]), "volume": float(c.volume[i]),
+                    "taker_buy_volume": float(c.taker_buy_volume[i])} for i in range(len(c))]
+        book = {"bids": [[float(m.bid[end]), float(m.bid_size[end])]],
+                "asks": [[float(m.ask[end]), float(m.ask_size[end])]]}
+        return {"symbol": "SYNTH", "candles": candles, "book": book, **extra}
+
+    def body(self, k: int, **extra: Any) -> bytes:
+        return orjson.dumps(self.request(k, **extra))
+
+    def batch(self, first: int, size: int) -> bytes:
+        """A /predict/batch body of `size` consecutive windows of the rotation, starting at `first`."""
+        items = [self.request((first + j) % len(self.ends)) for j in range(size)]
+        return orjson.dumps({"items": items})
+
+    def as_features(self, ks: range | list[int]) -> features.Windows:
+        """The same windows in the feature pipeline's batch form (what the service builds from the JSON)."""
+        return features.stack([features.window_of(self.candles(k), self.book(k)) for k in ks])
+
+
+def regime_mixed(per_regime: int, window: int = features.WINDOW, bars: int = BARS,
+                 seed: int = SEED) -> Windows:
+    """`per_regime` windows ending in each true regime, shuffled (fewer when a regime is rarer)."""
+    market = simulate(bars, seed)
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for r in range(len(REGIMES)):
+        candidates = np.flatnonzero(market.regime[window - 1:] == r) + window - 1
+        if candidates.size:
+            chosen.append(rng.choice(candidates, size=min(per_regime, candidates.size), replace=False))
+    ends = rng.permutation(np.concatenate(chosen))
+    return Windows(market, ends, window)
