@@ -73,7 +73,8 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 
 async def _refuse(scope: Scope, send: Send, status: int, code: str, message: str) -> None:
-    body = json.dumps(error_content(scope["path"], code, message, "body")).encode()
+    content = error_content(scope["path"], code, message, "body")
+    body = json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
     await send({"type": "http.response.start", "status": status, "headers": [
         (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
         (b"connection", b"close"),

@@ -21,6 +21,8 @@ request fails the call (/predict/batch).
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import operator
 import re
 from dataclasses import dataclass
 
@@ -33,6 +35,7 @@ from market.errors import CandleError
 from market.features import FEATURE_NAMES, SIGNAL_NAMES, Features, compute, sliding_windows
 
 _ROW = re.compile(r"^row (\d+) ")
+_OHLCV = operator.attrgetter("ts", "open", "high", "low", "close", "volume")
 _CANDLE_FIXES = {
     "high": "high must be ≥ max(open, close)",
     "low": "low must be ≤ min(open, close)",
@@ -65,16 +68,20 @@ def admit(request: PredictRequest, min_candles: int, max_candles: int, prefix: s
     if len(rows) > max_candles:
         raise InvalidInput(f"{field}: got {len(rows)} candles; send at most {max_candles} "
                            "(TIERED_MAX_CANDLES); only the last window is used", field)
+    n = len(rows)
+    columns = np.empty((7, n), dtype=np.float64)
+    # One pass over the candles (the cheapest of the conversions measured: ~30 us for 48 candles).
+    flat = np.fromiter(itertools.chain.from_iterable(map(_OHLCV, rows)), np.float64, 6 * n)
+    columns[:6] = flat.reshape(n, 6).T
     tbv = [c.taker_buy_volume for c in rows]
     if tbv[0] is None:
         if any(v is not None for v in tbv):
             _mixed_taker_volume(tbv, field)
-        tbv = [np.nan] * len(rows)
+        columns[6] = np.nan
     elif None in tbv:
         _mixed_taker_volume(tbv, field)
-    columns = np.array([[c.ts for c in rows], [c.open for c in rows], [c.high for c in rows],
-                        [c.low for c in rows], [c.close for c in rows], [c.volume for c in rows], tbv],
-                       dtype=np.float64)
+    else:
+        columns[6] = tbv
     spread, imbalance = (np.nan, np.nan) if request.book is None else _book_signals(request.book, prefix)
     return Admitted(columns, spread, imbalance, prefix)
 
