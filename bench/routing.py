@@ -185,7 +185,11 @@ def policy_table(s: dict[str, Any]) -> str:
     lat = ", ".join(f"{t} {us:.1f} µs" for t, us in s["latency_us"].items())
     metric = "R²" if m0["r2"] is not None else "accuracy"
     headers = ["policy", metric, "of M0", "dir. acc.", "µs/prediction", "of M0", f"share {'/'.join(tiers)}"]
-    return table(headers, rows) + f"\n\nbatch-1 onnxruntime per call: {lat}."
+    th = s["thresholds"]
+    router = ", ".join(f"{r} → {t}" for r, t in s["tier_map"].items())
+    return (table(headers, rows) + f"\n\nbatch-1 onnxruntime per call: {lat}. Router: {router}; stress "
+            f"thresholds calm {th['calm']:.3f}, volatile {th['volatile']:.3f}, crisis {th['crisis']:.3f}, "
+            f"vol_shift {th['vol_shift']:.3f} (the manifest's).")
 
 
 def regime_table(s: dict[str, Any]) -> str:
