@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -28,10 +28,11 @@ from typing import Any
 import httpx
 import orjson
 
-from app.registry import load_family
+from app.registry import Family, load_family
 from bench import bodies, loadgen, pipeline, server
 from bench.common import cli, table
 from bench.family import family_store, store_options
+from market import features
 
 MAX_BATCH = 1000  # app/schemas.py: BatchRequest.items has max_length 1000; Settings caps max_batch_items too
 TARGET_PREDICT, TARGET_BATCH = 0.8, 0.5
@@ -69,11 +70,12 @@ def run(quick: bool, out: Path, models: Path | None = None) -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
             for workers in plan.workers:
                 log = Path(tmp) / f"server-{workers}.log"
+                # A body of 1,000 windows is about 6 MB, over the 4 MiB default limit.
                 settings = {"TIERED_MAX_BATCH_ITEMS": str(MAX_BATCH), "TIERED_MAX_BODY_BYTES": str(64 << 20)}
                 with server.running(store.path, workers, log, settings) as url:
                     mix = mix or check_answers(url, windows, tiers, plan.batch_sizes)
                     http += measure_http(url, windows, plan, workers, client, tiers)
-    result = {"family": store.describe(), "client": client, "plan": plan.__dict__, "http": http,
+    result = {"family": store.describe(), "client": client, "plan": asdict(plan), "http": http,
               "served_mix": mix, **offline, "headline": headline(http, offline["pipeline"], plan),
               # Other work on the machine moves every figure; the 1-minute load average says how much.
               "load_average": {"before": load_before[0], "after": os.getloadavg()[0]}}
@@ -82,8 +84,9 @@ def run(quick: bool, out: Path, models: Path | None = None) -> dict[str, Any]:
     return result
 
 
-def measure_offline(family: Any, windows: bodies.Windows, plan: Plan) -> dict[str, Any]:
-    f = features_of(windows)
+def measure_offline(family: Family, windows: bodies.Windows, plan: Plan) -> dict[str, Any]:
+    """Everything timed without HTTP, on the registry's sessions, before any server starts."""
+    f = features.compute(windows.as_features(range(len(windows.ends)))).x
     latency = pipeline.tier_latency_us(family, f, plan.ort_runs)
     throughput = pipeline.tier_throughput(family, f, max(5, plan.ort_runs // 100))
     ort = [{"tier": t, "params": family.tiers[t].entry.params, "batch1_us": latency[t],
@@ -94,12 +97,6 @@ def measure_offline(family: Any, windows: bodies.Windows, plan: Plan) -> dict[st
             "parse_us": pipeline.parse_us(windows, max(plan.batch_sizes), plan.ort_runs),
             "pipeline": {str(b): pipeline.pipeline_throughput(family, windows, b, runs if b > 1 else
                                                              plan.ort_runs) for b in plan.batch_sizes}}
-
-
-def features_of(windows: bodies.Windows) -> Any:
-    from market import features
-
-    return features.compute(windows.as_features(range(len(windows.ends)))).x
 
 
 def check_answers(url: str, windows: bodies.Windows, tiers: list[str],
@@ -115,9 +112,11 @@ def check_answers(url: str, windows: bodies.Windows, tiers: list[str],
             for key, value in (("tier", answer["tier"]), ("regime", answer["regime"]["name"])):
                 counts[key][value] = counts[key].get(value, 0) + 1
         for tier in tiers:
-            assert _ok(c.post("/predict", content=windows.body(0, tier=tier)))["tier"] == tier
+            if (answered := _ok(c.post("/predict", content=windows.body(0, tier=tier)))["tier"]) != tier:
+                raise server.ServerFailed(f"/predict forced to {tier} was answered by {answered}")
         for size in sizes:
-            assert len(_ok(c.post("/predict/batch", content=windows.batch(0, size)))["results"]) == size
+            if len(_ok(c.post("/predict/batch", content=windows.batch(0, size)))["results"]) != size:
+                raise server.ServerFailed(f"/predict/batch of {size} did not answer {size} results")
     n = len(windows.ends)
     return {name: {k: v / n for k, v in sorted(c.items())} for name, c in counts.items()}
 
