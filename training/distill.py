@@ -5,8 +5,10 @@
     classification   L_soft = T² · KL(softmax(t/T) ‖ softmax(s/T))  L_hard = cross-entropy(s, y)
 
 Teachers are callables from a batch of inputs to outputs in the student's units (regression values or
-logits). One teacher is plain distillation; several are the checkpoint curriculum: the budget is cut
-into equal segments and the student follows the teachers in order (first checkpoint to final).
+logits), or those outputs already computed for the training rows (so one teacher's outputs can serve
+several students without running it again). One teacher is plain distillation; several are the
+checkpoint curriculum: the budget is cut into equal segments and the student follows the teachers in
+order (first checkpoint to final).
 Early stopping watches a validation score (default: minus the label loss) and only stops during the
 last segment; the best weights are restored at the end. Nothing here knows about markets, so other
 experiments (e.g. the sparse-parity benchmark) call `fit` as it is.
@@ -26,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 Task = Literal["regression", "classification"]
-Teacher = Callable[[Tensor], Tensor]
+Teacher = Callable[[Tensor], Tensor] | Tensor  # a model, or its outputs on the training rows
 Score = Callable[[Tensor, Tensor], float]  # (outputs, targets) → higher is better
 StateDict = dict[str, Tensor]
 
@@ -47,6 +49,8 @@ class FitSettings:
     weight_decay: float = 0.0
     evals_per_epoch: int = 1
     lr_schedule: Literal["constant", "cosine"] = "constant"
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    momentum: float = 0.0  # sgd only
     seed: int = 0  # data order
     keep_checkpoints: int = 0  # K > 0: return K snapshots of this run, evenly spaced, ending at the best
     max_steps: int | None = None
@@ -103,7 +107,7 @@ def distillation_loss(
 
 
 @torch.no_grad()
-def predict(model: Teacher, x: Tensor, chunk: int = 65_536) -> Tensor:
+def predict(model: Callable[[Tensor], Tensor], x: Tensor, chunk: int = 65_536) -> Tensor:
     """Outputs for all rows of x, in chunks, with the model in eval mode."""
     if isinstance(model, nn.Module):
         was_training = model.training
@@ -145,7 +149,12 @@ def fit(
     segments = max(1, len(teachers))
     score = score or (lambda out, target: -float(hard_loss(out, target, objective.task)))
 
-    opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    opt: torch.optim.Optimizer
+    if settings.optimizer == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum,
+                              weight_decay=settings.weight_decay)
+    else:
+        opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     decay = (lambda s: 0.5 * (1.0 + math.cos(math.pi * s / total))) if settings.lr_schedule == "cosine" \
         else (lambda s: 1.0)
     lr_schedule = torch.optim.lr_scheduler.LambdaLR(opt, decay)
@@ -166,7 +175,7 @@ def fit(
         segment = step * segments // total
         if teachers and segment != following:
             following = segment
-            soft = predict(teachers[segment], x)  # teachers are fixed: their outputs once per segment
+            soft = _outputs(teachers[segment], x)
         idx = perm[batch * settings.batch_size:(batch + 1) * settings.batch_size]
         out = model(x[idx])
         loss = distillation_loss(out, y[idx], None if soft is None else soft[idx], objective)
@@ -202,6 +211,14 @@ def fit(
     checkpoints = _spaced(snapshots[:best_index + 1], settings.keep_checkpoints)
     return FitResult(curve, best_step, best_score, curve[-1].step,
                      time.perf_counter() - started, checkpoints)
+
+
+def _outputs(teacher: Teacher, x: Tensor) -> Tensor:
+    """A teacher's outputs on all training rows (teachers are fixed, so once per segment)."""
+    if isinstance(teacher, Tensor):
+        assert teacher.shape[0] == x.shape[0], f"{teacher.shape[0]} teacher outputs for {x.shape[0]} rows"
+        return teacher
+    return predict(teacher, x)
 
 
 def _clone(model: nn.Module) -> StateDict:

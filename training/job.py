@@ -31,7 +31,7 @@ from models import store
 from models.manifest import FeatureSection, Manifest, Metrics, RegimeSection, TensorSpec, TierEntry
 from training import evaluate, export, nets, report, schedule
 from training.config import FitConfig, TrainConfig
-from training.distill import FitResult, FitSettings, Objective, Point, Teacher, as_teachers, fit
+from training.distill import FitResult, FitSettings, Objective, Point, Teacher, as_teachers, fit, predict
 from training.errors import TrainingError
 
 ROLES = ("teacher, research tier", "medium, staging tier", "small, production tier", "tiny, edge tier")
@@ -49,6 +49,7 @@ class Trained:
     result: FitResult
     alpha: float | None
     temperature: float | None
+    soft: list[torch.Tensor] | None = None  # its outputs on the training rows, once a student needs them
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ class Job:
     def run(self, out: Path) -> Path:
         started = time.perf_counter()
         torch.set_num_threads(self.cfg.threads)
+        torch.set_flush_denormal(True)  # tiny (denormal) values late in training would slow CPU matmuls
         ds, source = self._data()
         data = tensors(ds, self.cfg.task)
         trained = self._train(ds, data)
@@ -128,19 +130,23 @@ class Job:
         for stage in self.stages:
             teacher = chain[-1]
             objective = Objective(cfg.task, stage.alpha, stage.temperature)
-            chain.append(self._stage(data, ds, f"M{stage.k}", stage.k, teacher, self._teachers(teacher),
+            chain.append(self._stage(data, ds, f"M{stage.k}", stage.k, teacher, self._teachers(teacher, data),
                                      objective, cfg.student, keep))
         last = self.stages[-1]
-        one_shot = self._stage(data, ds, "one_shot", len(self.shapes) - 1, m0, self._teachers(m0),
+        one_shot = self._stage(data, ds, "one_shot", len(self.shapes) - 1, m0, self._teachers(m0, data),
                                Objective(cfg.task, last.alpha, last.temperature), cfg.student, 0)
         direct = self._stage(data, ds, "direct", len(self.shapes) - 1, None, [], Objective(cfg.task),
                              cfg.student, 0)
         return [*chain, one_shot, direct]
 
-    def _teachers(self, teacher: Trained) -> list[Teacher]:
-        if teacher.result.checkpoints:
-            return list(as_teachers(teacher.net, teacher.result.checkpoints))
-        return [teacher.net]
+    def _teachers(self, teacher: Trained, data: Tensors) -> list[Teacher]:
+        """The teacher's outputs on the training rows (per checkpoint for the curriculum), computed once:
+        M0's serve both M1 and the one-shot baseline."""
+        if teacher.soft is None:
+            models = as_teachers(teacher.net, teacher.result.checkpoints) if teacher.result.checkpoints \
+                else [teacher.net]
+            teacher.soft = [predict(m, data.x_train) for m in models]
+        return list(teacher.soft)
 
     def _stage(self, data: Tensors, ds: Dataset, name: str, index: int, teacher: Trained | None,
                teachers: list[Teacher], objective: Objective, budget: FitConfig, keep: int) -> Trained:
