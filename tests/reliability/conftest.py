@@ -1,0 +1,179 @@
+"""Fixtures for the reliability tests: the real app (lifespan included) and the real server (`tiered
+serve` on a free loopback port) over private copies of the quick family, and request bodies cut from a
+regime-mixed synthetic market, so that the router sends some to every tier.
+
+The quick family itself is the session fixture `quick_store` (tests/conftest.py); a test that damages
+a family damages a copy (`store_copy`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+# starlette prefers the httpx2 package for its TestClient and warns at import when it finds httpx;
+# the suite turns warnings into errors (the same guard as tests/app/conftest.py).
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message=".*install `httpx2` instead", category=UserWarning)
+    from fastapi.testclient import TestClient
+
+from app.main import create_app
+from app.settings import Settings
+from market.regime import REGIMES
+from market.synthetic import SyntheticMarket, simulate
+from models.store import CURRENT, read_current
+
+TOKEN = "reliability-admin-token-0123456789"
+HOST = "127.0.0.1"
+READY_SECONDS = 120.0  # four tiers loaded and warmed up on a busy 2-core machine
+
+ClientFor = Callable[..., TestClient]
+
+
+@pytest.fixture(scope="session")
+def admin_token() -> str:
+    return TOKEN
+
+
+@pytest.fixture(scope="session")
+def client_for() -> ClientFor:
+    """`with client_for(store, **settings) as client:` runs a fresh app, lifespan included."""
+    def make(store: Path, raise_server_exceptions: bool = True, **overrides: Any) -> TestClient:
+        values: dict[str, Any] = {"models_dir": store, "admin_token": TOKEN, "cors_origins": [], **overrides}
+        return TestClient(create_app(Settings(**values)), raise_server_exceptions=raise_server_exceptions)
+    return make
+
+
+MARKET_BARS, MARKET_SEED = 20_000, 11  # not the training market's seed: the windows are new to the family
+PER_REGIME = 8
+
+
+def window_request(market: SyntheticMarket, end: int, n: int = 48) -> dict[str, Any]:
+    """The /predict body for the n candles ending at bar `end`, with the book at its close."""
+    c = market.candles
+    candles = [{"ts": int(c.ts[t]), "open": float(c.open[t]), "high": float(c.high[t]),
+                "low": float(c.low[t]), "close": float(c.close[t]), "volume": float(c.volume[t])}
+               for t in range(end - n + 1, end + 1)]
+    book = {"bids": [[float(market.bid[end]), float(market.bid_size[end])]],
+            "asks": [[float(market.ask[end]), float(market.ask_size[end])]]}
+    return {"symbol": "SYNTH", "candles": candles, "book": book}
+
+
+@pytest.fixture(scope="session")
+def market() -> SyntheticMarket:
+    return simulate(MARKET_BARS, MARKET_SEED)
+
+
+@pytest.fixture(scope="session")
+def requests_by_regime(market: SyntheticMarket) -> dict[str, list[dict[str, Any]]]:
+    """PER_REGIME /predict bodies ending in each true regime, spread over the market."""
+    out = {}
+    for k, name in enumerate(REGIMES):
+        ends = np.flatnonzero(market.regime[100:] == k) + 100
+        assert ends.size >= PER_REGIME, f"the market has too few {name} bars"
+        out[name] = [window_request(market, int(e)) for e in ends[:: ends.size // PER_REGIME][:PER_REGIME]]
+    return out
+
+
+@pytest.fixture(scope="session")
+def batch_body(requests_by_regime: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """A /predict/batch body with windows of every regime: the router sends some to every tier."""
+    return {"items": [r for name in REGIMES for r in requests_by_regime[name]]}
+
+
+@pytest.fixture()
+def store_copy(quick_store: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A private copy of the quick store to damage: (store, family directory)."""
+    family_id = read_current(quick_store)
+    store = tmp_path / "store"
+    store.mkdir()
+    shutil.copytree(quick_store / family_id, store / family_id)
+    shutil.copyfile(quick_store / CURRENT, store / CURRENT)
+    return store, store / family_id
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Server:
+    """A running `tiered serve` (one worker): its URL, process and log file."""
+
+    url: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def tail(self, lines: int = 20) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def server_environment(store: Path, port: int, settings: dict[str, str]) -> dict[str, str]:
+    # The caller's TIERED_* variables are dropped: a test's server is configured here alone.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TIERED_")}
+    return {**env, "TIERED_MODELS_DIR": str(store), "TIERED_HOST": HOST, "TIERED_PORT": str(port),
+            "TIERED_LOG_LEVEL": "warning", "TIERED_ACCESS_LOG": "false", **settings}
+
+
+@contextmanager
+def serving(store: Path, log: Path, **settings: str) -> Iterator[Server]:
+    """`tiered serve` on a free loopback port, ready; stopped (SIGTERM, then SIGKILL) however it ends."""
+    port = free_port()
+    tiered = Path(sys.executable).parent / "tiered"
+    with log.open("wb") as sink:
+        process = subprocess.Popen([str(tiered), "serve"], env=server_environment(store, port, settings),
+                                   stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+        server = Server(f"http://{HOST}:{port}", port, process, log)
+        try:
+            _wait_ready(server)
+            yield server
+        finally:
+            _stop(process)
+
+
+def _wait_ready(server: Server) -> None:
+    deadline = time.monotonic() + READY_SECONDS
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise AssertionError(f"tiered serve exited with {server.process.returncode}:\n{server.tail()}")
+        try:
+            if httpx.get(f"{server.url}/readyz", timeout=2.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"tiered serve was not ready within {READY_SECONDS:.0f} s:\n{server.tail()}")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def serve() -> Callable[..., Any]:
+    """`with serve(store, log, TIERED_X="...") as server:` runs the real server for the block."""
+    return serving
