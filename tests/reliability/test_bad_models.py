@@ -132,6 +132,7 @@ def test_a_broken_tier_is_refused_alone_and_its_traffic_falls_back_to_the_neares
     assert_discreet(json.dumps(broken[tier]))
 
 
+@pytest.mark.slow
 def test_tiered_serve_starts_degraded_over_a_family_with_a_broken_tier(
         store_copy, serve, tmp_path, batch_body):
     store, family_dir = store_copy
@@ -175,6 +176,7 @@ MANIFEST_FAULTS: list[tuple[str, Callable[[Path], None], str]] = [
 
 @pytest.mark.parametrize(("fault", "words"), [f[1:] for f in MANIFEST_FAULTS],
                          ids=[f[0] for f in MANIFEST_FAULTS])
+@pytest.mark.slow
 def test_tiered_serve_refuses_an_unusable_manifest_with_one_line(store_copy, fault, words):
     store, family_dir = store_copy
     fault(family_dir)
