@@ -2,6 +2,9 @@
 and command-line values layered on top, in that order. Unknown keys are errors.
 
 The resolved config is saved into the family's manifest, so a family says how it was made.
+`quick.json` (20,000 bars, 2 epochs a stage) also runs on one thread: on its small data a second
+thread saved nothing, and on a busy machine two spinning threads took 2× the wall time of one
+(measured: 125 s vs 65 s wall for the same quick run under a load of ~7).
 """
 
 from __future__ import annotations

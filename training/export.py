@@ -1,8 +1,13 @@
-"""Export a tier to ONNX, check it, prove it computes what PyTorch computes, and time it.
+"""Export tiers to ONNX, check them, prove they compute what PyTorch computes, and time them.
 
 `torch.onnx.export` with the default (dynamo) exporter, an example batch of 2 and a dynamic batch
-dimension; `onnx.checker` on the file; a parity check on held-out rows (the job fails past the
+dimension; `onnx.checker` on every file; a parity check on held-out rows (the job fails past the
 tolerance); batch-1 latency with onnxruntime on one thread, the way the service runs a single request.
+
+All tiers go through one exporter call: each call pays a fixed ~1 s of CPU (it rebuilds the
+aten→ONNX registry and re-runs decompositions), which made six separate exports the largest part of
+`tiered train --quick`. The exported bundle, one output per tier, is then cut into one self-contained
+model per tier with `onnx.utils.Extractor`, its output renamed to the contract's name.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import logging
 import statistics
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -43,15 +48,35 @@ def _quiet() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def to_onnx(module: nn.Module, path: Path, in_features: int) -> None:
-    """Write `module` (raw features (B, F) → prediction) to `path` with a dynamic batch dimension."""
-    module.eval()
+class _Bundle(nn.Module):
+    """Several modules on the same input, one output each (only ever exported, never shipped)."""
+
+    def __init__(self, modules: Mapping[str, nn.Module]) -> None:
+        super().__init__()
+        self.parts = nn.ModuleDict(dict(modules))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(m(x) for m in self.parts.values())
+
+
+def to_onnx(modules: Mapping[str, nn.Module], paths: Mapping[str, Path], in_features: int) -> None:
+    """Write each module (raw features (B, F) → prediction) to its path, with a dynamic batch dimension."""
+    bundle = _Bundle(modules).eval()
+    outputs = {name: f"{OUTPUT_NAME}__{name}" for name in modules}
     example = torch.zeros(2, in_features)  # batch ≥ 2, so the exporter does not specialise it to 1
-    batch = torch.export.Dim("batch")
     with _quiet():
-        torch.onnx.export(module, (example,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                          dynamic_shapes=({0: batch},), external_data=False, verbose=False)
-    onnx.checker.check_model(str(path), full_check=True)
+        program = torch.onnx.export(bundle, (example,), input_names=[INPUT_NAME],
+                                    output_names=list(outputs.values()),
+                                    dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False)
+    assert program is not None
+    extractor = onnx.utils.Extractor(program.model_proto)
+    for name, output in outputs.items():
+        model = extractor.extract_model([INPUT_NAME], [output])
+        for node in model.graph.node:
+            node.output[:] = [OUTPUT_NAME if o == output else o for o in node.output]
+        model.graph.output[0].name = OUTPUT_NAME
+        onnx.checker.check_model(model, full_check=True)
+        onnx.save(model, str(paths[name]))
 
 
 def session(path: Path, threads: int = 1) -> ort.InferenceSession:

@@ -86,21 +86,25 @@ class Job:
 
     def run(self, out: Path) -> Path:
         started = time.perf_counter()
+        threads = torch.get_num_threads()
         torch.set_num_threads(self.cfg.threads)
-        torch.set_flush_denormal(True)  # tiny (denormal) values late in training would slow CPU matmuls
+        try:
+            return self._run(out, started)
+        finally:
+            torch.set_num_threads(threads)  # the job may run inside another program (tests, benchmarks)
+
+    def _run(self, out: Path, started: float) -> Path:
         ds, source = self._data()
         data = tensors(ds, self.cfg.task)
         trained = self._train(ds, data)
+        scorer = evaluate.Scorer.for_split(ds, ds.test, self.cfg.task)
         with tempfile.TemporaryDirectory(prefix="tiered-train-") as tmp:
-            manifest, files = self._export(Path(tmp), ds, source, data, trained)
-            tick = time.perf_counter()
-            scorer = evaluate.Scorer.for_split(ds, ds.test, self.cfg.task)
-            self.timing["total_seconds"] = tick - started
+            manifest, files = self._export(Path(tmp), ds, source, data, trained, scorer)
+            self.timing["total_seconds"] = time.perf_counter() - started
             body = report.build(manifest, scorer.oracle_r2, _detector(ds), self._timing())
             curves = {t.name: t.result.curve for t in trained}
             files.update({p.name: p for p in report.write(manifest, body, curves, Path(tmp))})
             family = store.write_family(out, manifest, files)
-        self.timing["report"] = time.perf_counter() - tick
         print(report.table(manifest))
         print(f"\nwrote {family} ({time.perf_counter() - started:.1f} s); CURRENT → {manifest.family_id}")
         return family
@@ -180,19 +184,21 @@ class Job:
     # -- export and scores ------------------------------------------------------------------------
 
     def _export(self, tmp: Path, ds: Dataset, source: dataset.Source, data: Tensors,
-                trained: list[Trained]) -> tuple[Manifest, dict[str, Path]]:
+                trained: list[Trained], scorer: evaluate.Scorer) -> tuple[Manifest, dict[str, Path]]:
         cfg = self.cfg
         tick = time.perf_counter()
-        scorer = evaluate.Scorer.for_split(ds, ds.test, cfg.task)
         held_out = ds.test.x[:cfg.export.parity_rows]
         entries: dict[str, TierEntry] = {}
         files: dict[str, Path] = {}
         reference_params = nets.count_params(trained[0].net)
         m0_metrics: tuple[Metrics, dict[str, Metrics]] | None = None
-        for t in tqdm(trained, desc="export + score", file=sys.stderr, unit="model"):
-            path = tmp / f"{t.name}.onnx"
-            module = nets.Deployed(t.net, cfg.task, data.y_mean, data.y_std).eval()
-            export.to_onnx(module, path, ds.train.x.shape[1])
+        modules = {t.name: nets.Deployed(t.net, cfg.task, data.y_mean, data.y_std).eval() for t in trained}
+        paths = {name: tmp / f"{name}.onnx" for name in modules}
+        with tqdm(total=1, desc="export to ONNX", file=sys.stderr) as bar:
+            export.to_onnx(modules, paths, ds.train.x.shape[1])
+            bar.update()
+        for t in tqdm(trained, desc="parity + score", file=sys.stderr, unit="model"):
+            path, module = paths[t.name], modules[t.name]
             sess = export.session(path)
             diff = export.parity(t.name, module, sess, held_out, cfg.export.tolerance)
             latency = export.latency_us(sess, ds.test.x[0], cfg.export.latency_runs)

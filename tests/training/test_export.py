@@ -18,7 +18,7 @@ def exported(tmp_path_factory):
     net = nets.MLP(rng.normal(size=F), rng.uniform(0.5, 2.0, F), nets.Shape(2, 16), 1)
     module = nets.Deployed(net, "regression", y_mean=1e-4, y_std=2e-3).eval()
     path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
-    export.to_onnx(module, path, F)
+    export.to_onnx({"tiny": module}, {"tiny": path}, F)
     return module, path
 
 
