@@ -1,6 +1,7 @@
 """`tiered train --quick` end to end: the family on disk, its manifest, its ONNX files and its report."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -12,6 +13,8 @@ from models.store import load_current, sha256_file
 from training.report import TIER_FIELDS
 
 pytestmark = pytest.mark.slow
+BTC_1H = (Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "ohlcv"
+          / "binance_spot_BTCUSDT_1h_20220429_20250428.csv")
 
 
 def test_quick_family_has_every_tier_baseline_and_report_file(quick_store):
@@ -72,16 +75,36 @@ def test_the_same_seed_and_config_give_byte_identical_onnx_files(quick_store, tm
     assert hashes(again) == hashes(manifest)
 
 
-def test_quick_classification_family_outputs_class_probabilities(tmp_path):
+def test_quick_classification_family_with_the_checkpoint_curriculum_outputs_class_probabilities(tmp_path):
+    curriculum = tmp_path / "curriculum.json"
+    curriculum.write_text('{"curriculum": {"checkpoints": 3}}')
+    store = tmp_path / "store"
     with pytest.raises(SystemExit) as exit_info:
-        main(["train", "--quick", "--task", "classification", "--seed", "1", "--out", str(tmp_path)])
+        main(["train", "--quick", "--task", "classification", "--config", str(curriculum), "--seed", "1",
+              "--out", str(store)])
     assert exit_info.value.code == 0
-    family, manifest = load_current(tmp_path)
+    family, manifest = load_current(store)
+    assert manifest.config["curriculum"] == {"checkpoints": 3}
     assert manifest.classes == ["down", "flat", "up"] and manifest.output.shape == [None, 3]
+    assert all(t.temperature is not None and t.temperature > 0 for t in manifest.tiers[1:])
     assert all(t.metrics.accuracy is not None and t.metrics.r2 is None for t in manifest.tiers)
     sess = ort.InferenceSession(str(family / "M3.onnx"), providers=["CPUExecutionProvider"])
     (probs,) = sess.run(["prediction"], {"features": np.zeros((4, 38), dtype=np.float32)})
     assert probs.shape == (4, 3) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-6)
+
+
+def test_quick_family_trains_on_real_candles_with_detected_regimes(tmp_path):
+    if not BTC_1H.is_file():
+        pytest.skip(f"{BTC_1H} is not there (the shared data folder sits beside the repo checkout)")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--quick", "--source", f"csv:{BTC_1H}", "--out", str(tmp_path)])
+    assert exit_info.value.code == 0
+    family, manifest = load_current(tmp_path)
+    report = json.loads((family / "report.json").read_text())
+    assert manifest.source["kind"] == "csv" and manifest.source["rows"] == 26_279
+    assert not manifest.features.use_book
+    assert report["oracle_r2"] is None and report["regime_detector"] is None
+    assert manifest.tiers[0].per_regime and all(t.metrics.oracle_share is None for t in manifest.tiers)
 
 
 def test_train_refuses_an_unknown_config_key_with_exit_code_2(tmp_path, capsys):
