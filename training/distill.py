@@ -128,6 +128,13 @@ def as_teachers(model: nn.Module, checkpoints: Sequence[StateDict]) -> list[nn.M
     return teachers
 
 
+def plan(rows: int, settings: FitSettings) -> tuple[int, int]:
+    """(total optimiser steps, steps between validation checks) for `rows` training rows."""
+    steps_per_epoch = math.ceil(rows / settings.batch_size)
+    total = settings.max_steps or max(1, round(settings.max_epochs * steps_per_epoch))
+    return total, settings.eval_every or max(1, steps_per_epoch // settings.evals_per_epoch)
+
+
 def fit(
     model: nn.Module,
     train: tuple[Tensor, Tensor],
@@ -144,8 +151,7 @@ def fit(
     n = x.shape[0]
     assert n == y.shape[0] and n > 0, f"{n} training inputs for {y.shape[0]} targets"
     steps_per_epoch = math.ceil(n / settings.batch_size)
-    total = settings.max_steps or max(1, round(settings.max_epochs * steps_per_epoch))
-    eval_every = settings.eval_every or max(1, steps_per_epoch // settings.evals_per_epoch)
+    total, eval_every = plan(n, settings)
     segments = max(1, len(teachers))
     score = score or (lambda out, target: -float(hard_loss(out, target, objective.task)))
 

@@ -29,9 +29,9 @@ from market import dataset, regime, sources
 from market.dataset import Dataset
 from models import store
 from models.manifest import FeatureSection, Manifest, Metrics, RegimeSection, TensorSpec, TierEntry
-from training import evaluate, export, nets, report, schedule
+from training import distill, evaluate, export, nets, report, schedule
 from training.config import FitConfig, TrainConfig
-from training.distill import FitResult, FitSettings, Objective, Point, Teacher, as_teachers, fit, predict
+from training.distill import FitResult, FitSettings, Objective, Point, Teacher
 from training.errors import TrainingError
 
 ROLES = ("teacher, research tier", "medium, staging tier", "small, production tier", "tiny, edge tier")
@@ -54,6 +54,8 @@ class Trained:
 
 @dataclass(frozen=True)
 class Tensors:
+    x_mean: np.ndarray  # (F,) training-split statistics, built into every network
+    x_std: np.ndarray
     x_train: torch.Tensor
     y_train: torch.Tensor  # standardised returns (n, 1), or class indices (n,)
     x_val: torch.Tensor
@@ -74,7 +76,9 @@ def tensors(ds: Dataset, task: str) -> Tensors:
         mean, std = float(ds.train.y.mean()), float(ds.train.y.std())
         scaled = [((s.y - mean) / std).astype(np.float32)[:, None] for s in (ds.train, ds.val)]
         y_tr, y_va = (torch.from_numpy(a) for a in scaled)
-    return Tensors(torch.from_numpy(ds.train.x), y_tr, torch.from_numpy(ds.val.x), y_va, mean, std)
+    x = ds.train.x
+    return Tensors(x.mean(axis=0, dtype=np.float64), x.std(axis=0, dtype=np.float64),
+                   torch.from_numpy(x), y_tr, torch.from_numpy(ds.val.x), y_va, mean, std)
 
 
 class Job:
@@ -96,7 +100,7 @@ class Job:
     def _run(self, out: Path, started: float) -> Path:
         ds, source = self._data()
         data = tensors(ds, self.cfg.task)
-        trained = self._train(ds, data)
+        trained = self._train(data)
         scorer = evaluate.Scorer.for_split(ds, ds.test, self.cfg.task)
         with tempfile.TemporaryDirectory(prefix="tiered-train-") as tmp:
             manifest, files = self._export(Path(tmp), ds, source, data, trained, scorer)
@@ -126,54 +130,54 @@ class Job:
 
     # -- training ---------------------------------------------------------------------------------
 
-    def _train(self, ds: Dataset, data: Tensors) -> list[Trained]:
+    def _train(self, data: Tensors) -> list[Trained]:
         cfg = self.cfg
         keep = cfg.curriculum.checkpoints if cfg.curriculum.checkpoints > 1 else 0
-        m0 = self._stage(data, ds, "M0", 0, None, [], Objective(cfg.task), cfg.teacher, keep)
+        m0 = self._stage(data, "M0", 0, None, Objective(cfg.task), cfg.teacher, keep)
         chain = [m0]
         for stage in self.stages:
-            teacher = chain[-1]
             objective = Objective(cfg.task, stage.alpha, stage.temperature)
-            chain.append(self._stage(data, ds, f"M{stage.k}", stage.k, teacher, self._teachers(teacher, data),
-                                     objective, cfg.student, keep))
-        last = self.stages[-1]
-        one_shot = self._stage(data, ds, "one_shot", len(self.shapes) - 1, m0, self._teachers(m0, data),
-                               Objective(cfg.task, last.alpha, last.temperature), cfg.student, 0)
-        direct = self._stage(data, ds, "direct", len(self.shapes) - 1, None, [], Objective(cfg.task),
-                             cfg.student, 0)
+            chain.append(self._stage(data, f"M{stage.k}", stage.k, chain[-1], objective, cfg.student, keep))
+        # Baselines: M3's shape, init and budget; one-shot with M3's α and T (and M0's checkpoints when the
+        # curriculum is on), direct on labels only.
+        last, m3 = self.stages[-1], len(self.shapes) - 1
+        one_shot = self._stage(data, "one_shot", m3, m0, Objective(cfg.task, last.alpha, last.temperature),
+                               cfg.student, 0)
+        direct = self._stage(data, "direct", m3, None, Objective(cfg.task), cfg.student, 0)
         return [*chain, one_shot, direct]
 
     def _teachers(self, teacher: Trained, data: Tensors) -> list[Teacher]:
         """The teacher's outputs on the training rows (per checkpoint for the curriculum), computed once:
         M0's serve both M1 and the one-shot baseline."""
         if teacher.soft is None:
-            models = as_teachers(teacher.net, teacher.result.checkpoints) if teacher.result.checkpoints \
-                else [teacher.net]
-            teacher.soft = [predict(m, data.x_train) for m in models]
+            checkpoints = teacher.result.checkpoints
+            models = distill.as_teachers(teacher.net, checkpoints) if checkpoints else [teacher.net]
+            teacher.soft = [distill.predict(m, data.x_train) for m in models]
         return list(teacher.soft)
 
-    def _stage(self, data: Tensors, ds: Dataset, name: str, index: int, teacher: Trained | None,
-               teachers: list[Teacher], objective: Objective, budget: FitConfig, keep: int) -> Trained:
+    def _stage(self, data: Tensors, name: str, index: int, teacher: Trained | None, objective: Objective,
+               budget: FitConfig, keep: int) -> Trained:
+        """Train the network of shape `index` from `teacher` (None: on labels); keep `keep` checkpoints."""
         cfg = self.cfg
         tick = time.perf_counter()
+        teachers = self._teachers(teacher, data) if teacher else []
         seed = cfg.seed * 1000 + index
         torch.manual_seed(seed)
         shape = self.shapes[index]
-        x_mean, x_std = ds.train.x.mean(axis=0, dtype=np.float64), ds.train.x.std(axis=0, dtype=np.float64)
         out_features = 3 if cfg.task == "classification" else 1
-        net = nets.MLP(x_mean, x_std, shape, out_features, cfg.family.input_skip, cfg.family.activation)
+        net = nets.MLP(data.x_mean, data.x_std, shape, out_features, cfg.family.input_skip,
+                       cfg.family.activation)
         settings = FitSettings(**budget.model_dump(), seed=seed, keep_checkpoints=keep)
-        steps = max(1, round(settings.max_epochs * math.ceil(len(data.x_train) / settings.batch_size)))
-        evals = math.ceil(steps / max(1, math.ceil(len(data.x_train) / settings.batch_size)
-                                      // settings.evals_per_epoch))
+        steps, eval_every = distill.plan(len(data.x_train), settings)
+        evals = math.ceil(steps / eval_every)
         desc = f"{name:>8} {shape.layers}×{shape.width}" + (f" ← {teacher.name}" if teacher else "")
         with tqdm(total=evals, desc=desc, file=sys.stderr, unit="eval") as bar:
             def show(p: Point) -> None:
                 bar.update()
                 bar.set_postfix(epoch=f"{p.epoch:.2f}", train=f"{p.train_loss:.4f}", val=f"{p.val_loss:.4f}")
 
-            result = fit(net, (data.x_train, data.y_train), (data.x_val, data.y_val), objective, settings,
-                         teachers=teachers, on_eval=show)
+            result = distill.fit(net, (data.x_train, data.y_train), (data.x_val, data.y_val), objective,
+                                 settings, teachers=teachers, on_eval=show)
         self.timing[name] = time.perf_counter() - tick
         distilled = teacher is not None
         return Trained(name, ROLES[index] if name.startswith("M") else _baseline_role(name, teacher),
