@@ -103,7 +103,8 @@ class ExportConfig(Section):
 
 
 class TrainConfig(Section):
-    source: str
+    source: str = Field(pattern=r"^(synthetic|csv:.+|bybit:[^:]+:[^:]+)$",
+                        description="synthetic | csv:PATH | bybit:SYMBOL:INTERVAL")
     task: Literal["regression", "classification"]
     seed: int = Field(ge=0)
     threads: int = Field(ge=1)
@@ -153,12 +154,12 @@ def load(
     path: Path | None = None, *, quick: bool = False, overrides: dict[str, Any] | None = None
 ) -> TrainConfig:
     """default.json ← quick.json (if quick) ← the file at `path` ← `overrides` (e.g. from the CLI)."""
-    data = read_json(DEFAULT_FILE)
-    origin = str(DEFAULT_FILE.name)
+    data, layers = read_json(DEFAULT_FILE), [DEFAULT_FILE.name]
     if quick:
-        data = merge(data, read_json(QUICK_FILE))
+        data, layers = merge(data, read_json(QUICK_FILE)), [*layers, QUICK_FILE.name]
     if path is not None:
-        data = merge(data, read_json(path))
-        origin = str(path)
-    data = merge(data, {k: v for k, v in (overrides or {}).items() if v is not None})
-    return validate(data, origin)
+        data, layers = merge(data, read_json(path)), [*layers, str(path)]
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if given:
+        data, layers = merge(data, given), [*layers, "command line"]
+    return validate(data, " + ".join(layers))
