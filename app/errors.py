@@ -158,8 +158,12 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         field, message = "body", (f"body is not valid JSON at character {where} "
                                   f"({first.get('ctx', {}).get('error', '')}); {_FIXES['json_invalid']}")
     else:
-        field = field_path(first.get("loc", ()))
-        message = f"{field or 'body'}: {_describe(first)}"
+        field = field_path(first.get("loc", ())) or "body"  # the whole body: not an object, say
+        message = f"{field}: {_describe(first)}"
+    return _invalid(request, message, field)
+
+
+def _invalid(request: Request, message: str, field: str | None) -> JSONResponse:
     # The Open Inference Protocol answers every bad request with 400.
     status = BadRequest.status if _is_oip(request.url.path) else InvalidInput.status
     return error_response(request, status, InvalidInput.code, message, field)
@@ -167,6 +171,13 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
+    cause = exc.__cause__
+    if exc.status_code == 400 and isinstance(cause, UnicodeDecodeError | RecursionError):
+        # FastAPI's own 400 for a JSON body it could not decode: answered like any malformed JSON, with
+        # the status the OpenAPI document declares.
+        problem = (f"is not UTF-8 text ({cause.reason} at byte {cause.start})"
+                   if isinstance(cause, UnicodeDecodeError) else "nests arrays or objects too deeply")
+        return _invalid(request, f"body {problem}; {_FIXES['json_invalid']}", "body")
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     headers = dict(exc.headers) if exc.headers else None
     return error_response(request, exc.status_code, code, str(exc.detail), None, headers)
