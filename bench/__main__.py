@@ -1,8 +1,12 @@
-"""Run every benchmark and rewrite BENCHMARKS.md from their tables.
+"""Run benchmarks and rewrite BENCHMARKS.md from their tables.
 
-    python -m bench            all four, full size (make bench; tens of minutes on 2 cores)
-    python -m bench --quick    all four, tiny (what the suite checks)
-    python -m bench serve      only the named ones
+    python -m bench                   all four, full size (make bench; tens of minutes on 2 cores)
+    python -m bench serve routing     only these; the other sections come from their last full run
+    python -m bench --render          no run: rewrite BENCHMARKS.md from the results saved last time
+    python -m bench --quick           all four, tiny (what the suite checks); BENCHMARKS.md left alone
+
+Each section is rendered from the JSON its benchmark wrote to bench/results/, so the document always
+shows the figures of a real, full run, with the command that reruns it.
 """
 
 from __future__ import annotations
@@ -10,59 +14,73 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import importlib
+import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from bench.common import RESULTS, ROOT, machine, write_result
 
 NAMES = ("serve", "distill", "routing", "parity_curriculum")
-COMMANDS = {name: f"python -m bench.{name}" for name in NAMES}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help=f"benchmarks to run, from {', '.join(NAMES)} (default all)")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--render", action="store_true", help="run nothing; rewrite the document")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--doc", type=Path, default=ROOT / "BENCHMARKS.md")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.names) - set(NAMES))
     if unknown:
         parser.error(f"unknown benchmark(s) {unknown}; choose from {', '.join(NAMES)}")
-    names = args.names or list(NAMES)
-    sections = []
-    for name in names:
-        module = importlib.import_module(f"bench.{name}")
-        print(f"== bench.{name}{' --quick' if args.quick else ''}", file=sys.stderr)
-        started = time.perf_counter()
-        result = module.run(args.quick, args.out)
-        result["quick"] = args.quick
-        write_result(name, result, args.out)
-        seconds = time.perf_counter() - started
-        body = module.markdown(result)
-        print(body)
-        command = COMMANDS[name] + (" --quick" if args.quick else "")
-        sections.append(f"## {name}\n\nCommand: `{command}` ({seconds:.0f} s).\n\n{body}\n")
-    if args.names or args.quick:
-        print(f"(partial or quick run: {args.doc.name} left as it is)", file=sys.stderr)
+    for name in [] if args.render else args.names or NAMES:
+        run_one(name, args.quick, args.out)
+    if args.quick:
+        print(f"(quick run: {args.doc.name} left as it is)", file=sys.stderr)
         return 0
-    args.doc.write_text(render(sections))
+    args.doc.write_text(render(args.out))
     print(f"wrote {args.doc}", file=sys.stderr)
     return 0
 
 
-def render(sections: list[str]) -> str:
+def run_one(name: str, quick: bool, out: Path) -> dict[str, Any]:
+    module = importlib.import_module(f"bench.{name}")
+    print(f"== python -m bench.{name}{' --quick' if quick else ''}", file=sys.stderr)
+    started = time.perf_counter()
+    result = module.run(quick, out)
+    result["quick"] = quick
+    result["seconds"] = time.perf_counter() - started
+    write_result(name, result, out)
+    print(module.markdown(result))
+    return result
+
+
+def render(out: Path) -> str:
     m = machine()
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    head = (
-        "# Benchmarks\n\n"
-        f"Written by `make bench` (`python -m bench`) on {when}, commit `{m['commit']}`.\n\n"
-        f"Machine: {m['cpu'] or 'unknown CPU'}, {m['cores']} cores, {m['memory_gib']} GiB; "
-        f"Python {m['python']}, numpy {m['numpy']}, onnxruntime {m['onnxruntime']}.\n"
-        "Each section's command reruns it alone and writes its JSON to `bench/results/`.\n\n"
-    )
-    return head + "\n".join(sections)
+    parts = [
+        "# Benchmarks\n",
+        f"Rendered by `python -m bench` on {when} at commit `{m['commit']}` from the results of each "
+        "benchmark's last full run (`bench/results/*.json`, which also record the machine).\n",
+        f"Machine: {m['cpu'] or 'unknown CPU'}, {m['cores']} cores, {m['memory_gib']} GiB; Python "
+        f"{m['python']}, numpy {m['numpy']}, onnxruntime {m['onnxruntime']}.\n",
+        "`make bench` reruns all four; each section's command reruns one and rewrites its section.\n",
+    ]
+    for name in NAMES:
+        path = out / f"{name}.json"
+        result = json.loads(path.read_text()) if path.exists() else None
+        if result is None or result.get("quick"):
+            parts.append(f"## {name}\n\nNo full run recorded yet: `python -m bench {name}`.\n")
+            continue
+        module = importlib.import_module(f"bench.{name}")
+        took = f", {result['seconds'] / 60:.1f} min" if "seconds" in result else ""
+        ran = result.get("machine", {}).get("commit", "")
+        parts.append(f"## {name}\n\nCommand: `python -m bench {name}` (commit `{ran}`{took}).\n\n"
+                     f"{module.markdown(result)}\n")
+    return "\n".join(parts)
 
 
 if __name__ == "__main__":

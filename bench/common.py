@@ -8,6 +8,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -72,8 +73,10 @@ def cli(name: str, run: Callable[[bool, Path], dict[str, Any]], markdown: Callab
     parser.add_argument("--quick", action="store_true", help="a tiny run for the test suite")
     parser.add_argument("--out", type=Path, default=RESULTS, help="directory for the JSON result")
     args = parser.parse_args(argv)
+    started = time.perf_counter()
     result = run(args.quick, args.out)
     result["quick"] = args.quick
+    result["seconds"] = time.perf_counter() - started
     path = write_result(name, result, args.out)
     print(markdown(result))
     print(f"\nwrote {path}", file=sys.stderr)
