@@ -1,0 +1,141 @@
+"""Graceful shutdown of the real server: SIGTERM during a short load lets every request the server has
+received finish, refuses new connections meanwhile, and ends `tiered serve` with exit code 0 within
+TIERED_SHUTDOWN_GRACE_SECONDS; a client that never finishes its request does not hold it longer.
+
+tests/app/test_settings_and_cli.py already checks that an idle server exits 0 on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+CONNECTIONS = 8
+WARM_REQUESTS = 40  # /predict calls per connection before the slow ones
+BATCH_ITEMS = 400  # each connection's last request: a batch the server takes a while over
+GRACE_SECONDS = 15.0
+EXIT_SLACK_SECONDS = 3.0  # interpreter and onnxruntime teardown after uvicorn stops
+
+
+def request(path: str, body: bytes) -> bytes:
+    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+def read_response(s: socket.socket, buffer: bytearray) -> tuple[int, bytes]:
+    """One Content-Length framed response from the socket; `buffer` keeps what belongs to the next."""
+    while b"\r\n\r\n" not in buffer:
+        more = s.recv(65536)
+        if not more:
+            raise ConnectionError("closed before a response")
+        buffer += more
+    top, _, _ = bytes(buffer).partition(b"\r\n\r\n")
+    lines = top.decode("latin-1").split("\r\n")
+    length = next(int(v) for k, _, v in (line.partition(":") for line in lines[1:])
+                  if k.strip().lower() == "content-length")
+    start = len(top) + 4
+    while len(buffer) < start + length:
+        more = s.recv(65536)
+        if not more:
+            raise ConnectionError("closed in the middle of a response")
+        buffer += more
+    body = bytes(buffer[start:start + length])
+    del buffer[:start + length]
+    return int(lines[0].split()[1]), body
+
+
+class Client(threading.Thread):
+    """One connection: WARM_REQUESTS /predict calls, then the batch, whose answer arrives after SIGTERM."""
+
+    def __init__(self, port: int, predict: bytes, batch: bytes) -> None:
+        super().__init__(daemon=True)
+        self.port, self.predict, self.batch = port, predict, batch
+        self.warm: list[int] = []
+        self.batch_sent, self.batch_answered = threading.Event(), threading.Event()
+        self.batch_status, self.batch_results, self.error = 0, 0, ""
+
+    def run(self) -> None:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=60) as s:
+                buffer = bytearray()
+                for _ in range(WARM_REQUESTS):
+                    s.sendall(self.predict)
+                    self.warm.append(read_response(s, buffer)[0])
+                s.sendall(self.batch)
+                self.batch_sent.set()
+                self.batch_status, body = read_response(s, buffer)
+                self.batch_results = len(json.loads(body).get("results", []))
+        except OSError as e:
+            self.error = f"{type(e).__name__}: {e}"
+        finally:
+            self.batch_sent.set()
+            self.batch_answered.set()
+
+
+def connection_refused(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1.0):
+            return False
+    except ConnectionRefusedError:
+        return True
+
+
+def test_sigterm_under_load_drains_in_flight_requests_refuses_new_ones_and_exits_0(
+        quick_store: Path, serve: Any, tmp_path: Path, batch_body: dict[str, Any]) -> None:
+    items = batch_body["items"]
+    predict = request("/predict", json.dumps(items[0]).encode())
+    batch = request("/predict/batch", json.dumps({"items": (items * BATCH_ITEMS)[:BATCH_ITEMS]}).encode())
+    with serve(quick_store, tmp_path / "server.log", TIERED_SHUTDOWN_GRACE_SECONDS=str(GRACE_SECONDS),
+               TIERED_MAX_BATCH_ITEMS="1000", TIERED_MAX_BODY_BYTES=str(64 << 20)) as server:
+        clients = [Client(server.port, predict, batch) for _ in range(CONNECTIONS)]
+        for c in clients:
+            c.start()
+        for c in clients:
+            assert c.batch_sent.wait(120), "a client never sent its batch"
+        # Once one batch is answered the server is working through the others: it has read them all.
+        while not any(c.batch_answered.is_set() for c in clients):
+            time.sleep(0.005)
+        server.process.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        refused_while_draining = False
+        while server.process.poll() is None and time.monotonic() - signalled < GRACE_SECONDS:
+            if connection_refused(server.port):
+                refused_while_draining = not all(c.batch_answered.is_set() for c in clients)
+                break
+            time.sleep(0.01)
+        code = server.process.wait(GRACE_SECONDS + EXIT_SLACK_SECONDS)
+        exited_after = time.monotonic() - signalled
+        for c in clients:
+            c.join(10)
+
+    assert [c.error for c in clients] == [""] * CONNECTIONS, server.tail()
+    assert all(c.warm == [200] * WARM_REQUESTS for c in clients)
+    assert [(c.batch_status, c.batch_results) for c in clients] == [(200, BATCH_ITEMS)] * CONNECTIONS
+    assert refused_while_draining, "new connections must be refused while in-flight requests finish"
+    assert code == 0, server.tail()
+    assert exited_after < GRACE_SECONDS + EXIT_SLACK_SECONDS, exited_after
+
+
+def test_a_client_that_never_finishes_its_request_cannot_hold_the_shutdown(
+        quick_store: Path, serve: Any, tmp_path: Path) -> None:
+    grace = 1.0
+    with serve(quick_store, tmp_path / "server.log", TIERED_SHUTDOWN_GRACE_SECONDS=str(grace)) as server, \
+            socket.create_connection(("127.0.0.1", server.port), timeout=30) as stalled:
+        # Half a body, and then nothing: an in-flight request that would never end on its own.
+        stalled.sendall(request("/predict", b"{" * 2000)[:-1000])
+        time.sleep(0.3)
+        server.process.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        code = server.process.wait(grace + EXIT_SLACK_SECONDS + 10)
+        exited_after = time.monotonic() - signalled
+    assert code == 0, server.tail()
+    assert grace <= exited_after < grace + EXIT_SLACK_SECONDS, exited_after
