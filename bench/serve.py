@@ -262,9 +262,10 @@ def reading(result: dict[str, Any]) -> str:
         + ("met." if h1["predict_over_bare"] >= TARGET_PREDICT else "NOT met."),
         f"Per request the bare endpoint costs {1e6 / bare['rps']:.0f} µs of wall time per answer (parsing "
         f"the body alone takes {px['predict']:.0f} µs in-process) and /predict {extra_us:.0f} µs more, "
-        f"against {fx['total']:.0f} µs of features + regime and {model_us:.0f} µs of onnxruntime for this "
-        "mix of tiers done one window at a time (the service shares that cost across the requests it "
-        "coalesces).",
+        f"of which features + regime take {fx['total']:.0f} µs and onnxruntime {model_us:.0f} µs for this "
+        "mix of tiers when done one window at a time (less when the service coalesces requests); the rest "
+        "is the service's Python around the models (candle objects to arrays, building, validating and "
+        "serialising the answer, counters).",
         f"At {h1['batch']} windows per call /predict/batch reaches {h1['batch_over_pipeline']:.2f} of the "
         f"in-process path ({result['pipeline'][str(h1['batch'])]:.0f} predictions/s), target 0.5 "
         + ("met." if h1["batch_over_pipeline"] >= TARGET_BATCH else
