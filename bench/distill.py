@@ -47,8 +47,9 @@ class Plan:
     seeds: tuple[int, ...]  # chain, one-shot and direct (synthetic regression and real candles)
     variant_seeds: tuple[int, ...]  # width-/depth-only and fixed α/T; everything in classification
     bars: int  # synthetic bars; 70% of the windows become training rows
-    teacher_epochs: float  # synthetic only: real files are small and keep the config's budgets
+    teacher_epochs: float  # synthetic data
     student_epochs: float
+    real_epochs: float | None  # M0 and students on real candles (a few thousand rows; None: the config's)
     real_candles: int | None  # cap on candles per real file (None: the whole file)
     # One torch thread: with other jobs on the 2 cores, two threads spin-wait on each other and a step
     # got up to 8x slower in wall time (measured); one thread keeps CPU seconds comparable between runs.
@@ -56,9 +57,9 @@ class Plan:
 
 
 FULL = Plan(seeds=(0, 1, 2, 3, 4), variant_seeds=(0, 1, 2), bars=300_000, teacher_epochs=6,
-            student_epochs=8, real_candles=None)
+            student_epochs=8, real_epochs=30, real_candles=None)
 QUICK = Plan(seeds=(0, 1), variant_seeds=(0,), bars=8_000, teacher_epochs=1, student_epochs=1,
-             real_candles=3_000)
+             real_epochs=None, real_candles=3_000)
 
 
 @dataclass
@@ -234,10 +235,14 @@ def _std(v: list[float | None]) -> float | None:
 def run(quick: bool, out: Path) -> dict[str, Any]:
     plan = QUICK if quick else FULL
     started = time.perf_counter()
-    real = config.load(quick=quick, overrides={"threads": plan.threads})
-    budget = {"teacher": {"max_epochs": plan.teacher_epochs}, "student": {"max_epochs": plan.student_epochs}}
-    synthetic_budget = {**budget, "data": {"bars": plan.bars}}
-    regression = config.validate(config.merge(real.model_dump(mode="json"), synthetic_budget))
+    base = config.load(quick=quick, overrides={"threads": plan.threads})
+
+    def budget(teacher: float | None, student: float | None, **extra: Any) -> TrainConfig:
+        epochs = {"teacher": {"max_epochs": teacher}, "student": {"max_epochs": student}} if teacher else {}
+        return config.validate(config.merge(base.model_dump(mode="json"), {**epochs, **extra}))
+
+    regression = budget(plan.teacher_epochs, plan.student_epochs, data={"bars": plan.bars})
+    real = budget(plan.real_epochs, plan.real_epochs)
     classification = regression.model_copy(update={"task": "classification"})
     synthetic = sources.synthetic_source(plan.bars, regression.data.market_seed)
     seeds, variant_seeds = plan.seeds, plan.variant_seeds
