@@ -242,6 +242,12 @@ def reading(result: dict[str, Any]) -> str:
             f"{m0['compute_us']:.1f} µs per prediction); the smallest tier alone gets {m3['quality']:.4f}."]
     if g["met"]:
         text.append("The goal (≥98% of M0's quality at ≤40% of its compute) is met.")
+        if m0["quality"] > 0 and m3["quality"] >= GOAL_QUALITY * m0["quality"]:
+            text.append("But always using the smallest tier meets it too "
+                        f"({_pct(m3['quality'], m0['quality'])} of M0 at "
+                        f"{_pct(m3['compute_us'], m0['compute_us'])} of its compute): this family's small "
+                        "tiers kept the teacher's skill in every regime, so routing buys nothing over "
+                        "always-smallest here; it pays only where small tiers lose skill in hard regimes.")
     else:
         short = [w for w, ok in (("quality", (g["quality_of_m0"] or 0) >= GOAL_QUALITY),
                                  ("compute", g["compute_of_m0"] <= GOAL_COMPUTE)) if not ok]
@@ -252,6 +258,8 @@ def reading(result: dict[str, Any]) -> str:
         text.append(f"Knowing the true regime would give R² {o['quality']:.4f} at {o['compute_us']:.1f} µs, "
                     f"so detection errors cost {o['quality'] - routed['quality']:+.4f} R² "
                     f"(detector balanced accuracy {s['detector']['balanced_accuracy']:.2f}).")
+    text.append("Compute here is onnxruntime alone; a whole request also pays for parsing, features and "
+                "HTTP (bench.serve).")
     for real in result["streams"][1:]:
         rp, rm0 = real["policies"]["routed"], real["policies"]["always M0"]
         text.append(f"On {_name(real['family']['source'])} candles R² is {rm0['r2']:.4f} for always-M0 and "
