@@ -139,22 +139,28 @@ def _first(curve: list[Point], target: float) -> int | None:
     return next((p.step for p in curve if p.val_score >= target), None)
 
 
+def run_seed(s: Setup, seed: int) -> dict[str, Any]:
+    """One data draw, one teacher, the three students from the same initial weights."""
+    data = parity_data(s, seed)
+    teacher = train_teacher(s, data, seed)
+    paths = {"curriculum": curriculum(s, teacher["checkpoints"]), "final": [teacher["checkpoints"][-1]],
+             "labels": []}
+    return {"seed": seed, "support": data.support, "teacher_steps_to_target": teacher["steps"],
+            "teacher_curve": teacher["curve"], "teacher_cpu_seconds": teacher["cpu_seconds"],
+            "checkpoints": len(teacher["checkpoints"]),
+            **{m: train_student(s, data, seed, paths[m]) for m in METHODS}}
+
+
 def run(quick: bool, out: Path) -> dict[str, Any]:
     s = QUICK if quick else FULL
     assert s.student_steps % s.interval == 0, f"budget {s.student_steps} is no multiple of {s.interval}"
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small matrices: a second thread only adds synchronisation
     started = time.perf_counter()
-    seeds = []
-    for seed in s.seeds:
-        data = parity_data(s, seed)
-        teacher = train_teacher(s, data, seed)
-        final = teacher["checkpoints"][-1]
-        students = {"curriculum": train_student(s, data, seed, curriculum(s, teacher["checkpoints"])),
-                    "final": train_student(s, data, seed, [final]),
-                    "labels": train_student(s, data, seed, [])}
-        seeds.append({"seed": seed, "support": data.support, "teacher_steps_to_target": teacher["steps"],
-                      "teacher_curve": teacher["curve"], "teacher_cpu_seconds": teacher["cpu_seconds"],
-                      "checkpoints": len(teacher["checkpoints"]), **{m: students[m] for m in METHODS}})
+    try:
+        seeds = [run_seed(s, seed) for seed in s.seeds]
+    finally:
+        torch.set_num_threads(threads)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "parity_curriculum.png"
     plot(s, seeds, path)

@@ -3,6 +3,7 @@
 import math
 
 import pytest
+import torch
 
 from bench import distill
 
@@ -14,7 +15,10 @@ MAIN = ("M0", "chain", "one-shot", "direct")
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, object]:
     out = tmp_path_factory.mktemp("distill")
-    return distill.run(True, out), out
+    threads = torch.get_num_threads()
+    result = distill.run(True, out)
+    result["threads_before_and_after"] = (threads, torch.get_num_threads())
+    return result, out
 
 
 def rows_of(source: dict, variant: str) -> list[dict]:
@@ -88,6 +92,11 @@ def test_chain_and_one_shot_training_times_are_compared_per_seed(quick):
         assert 0 <= source["chain_beats_one_shot"]["chain"]["wins"] <= len(source["seeds"])
         assert all(0 <= w["wins"] <= w["seeds"] == len(source["variant_seeds"])
                    for v, w in source["chain_beats_one_shot"].items() if v != "chain")
+
+
+def test_run_leaves_torch_on_the_threads_it_found(quick):
+    before, after = quick[0]["threads_before_and_after"]
+    assert after == before
 
 
 def test_markdown_renders_every_data_set_the_reading_and_the_plot(quick):

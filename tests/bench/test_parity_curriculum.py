@@ -14,7 +14,10 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, object]:
     out = tmp_path_factory.mktemp("parity")
-    return pc.run(True, out), out
+    threads = torch.get_num_threads()
+    result = pc.run(True, out)
+    result["threads_before_and_after"] = (threads, torch.get_num_threads())
+    return result, out
 
 
 def test_labels_are_the_parity_of_the_hidden_support():
@@ -62,6 +65,11 @@ def test_summary_counts_seeds_that_missed_the_target_as_beyond_the_budget(quick)
         assert math.isfinite(m["mean_cpu_seconds"])
     faster = result["summary"]["curriculum_faster_than"]
     assert set(faster) == {"final", "labels"} and all(0 <= v <= len(pc.QUICK.seeds) for v in faster.values())
+
+
+def test_run_leaves_torch_on_the_threads_it_found(quick):
+    before, after = quick[0]["threads_before_and_after"]
+    assert after == before
 
 
 def test_markdown_renders_the_table_the_reading_and_the_plot(quick):
