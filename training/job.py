@@ -107,7 +107,8 @@ class Job:
             self.timing["total_seconds"] = time.perf_counter() - started
             body = report.build(manifest, scorer.oracle_r2, _detector(ds), self._timing())
             curves = {t.name: t.result.curve for t in trained}
-            files.update({p.name: p for p in report.write(manifest, body, curves, Path(tmp))})
+            written = report.write(manifest, body, curves, Path(tmp), scorer.regime_oracle_r2)
+            files.update({p.name: p for p in written})
             family = store.write_family(out, manifest, files)
         print(report.table(manifest))
         print(f"\nwrote {family} ({time.perf_counter() - started:.1f} s); CURRENT → {manifest.family_id}")

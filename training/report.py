@@ -67,7 +67,7 @@ def _pct(v: float | None) -> str:
     return "–" if v is None or not math.isfinite(v) else f"{v:.1%}"
 
 
-def markdown(m: Manifest, report: dict[str, Any]) -> str:
+def markdown(m: Manifest, report: dict[str, Any], regime_oracle: dict[str, float] | None = None) -> str:
     lines = [f"# Family {m.family_id}", "",
              f"Source: {m.source.get('kind')} {m.source.get('symbol', '')} {m.source.get('interval', '')}, "
              f"{m.source.get('rows', 0):,} rows; task: {m.task}; test rows: {m.tiers[0].metrics.rows:,}.", ""]
@@ -83,6 +83,8 @@ def markdown(m: Manifest, report: dict[str, Any]) -> str:
         cells = [_num(t.per_regime[r].r2 if m.task == "regression" else t.per_regime[r].accuracy)
                  if r in t.per_regime else "–" for r in names]
         lines.append(f"| {t.name} | " + " | ".join(cells) + " |")
+    if regime_oracle:
+        lines.append("| oracle | " + " | ".join(_num(regime_oracle.get(r)) for r in names) + " |")
     timing = ", ".join(f"{k} {v:.1f} s" for k, v in report["timing"].items())
     lines += ["", f"Timing: {timing}.", ""]
     return "\n".join(lines)
@@ -117,9 +119,10 @@ def plot(m: Manifest, curves: dict[str, list[Point]], path: Path) -> None:
     plt.close(fig)
 
 
-def write(m: Manifest, report: dict[str, Any], curves: dict[str, list[Point]], directory: Path) -> list[Path]:
+def write(m: Manifest, report: dict[str, Any], curves: dict[str, list[Point]], directory: Path,
+          regime_oracle: dict[str, float] | None = None) -> list[Path]:
     paths = [directory / "report.json", directory / "report.md", directory / "report.png"]
     paths[0].write_text(json.dumps(report, indent=2) + "\n")
-    paths[1].write_text(markdown(m, report))
+    paths[1].write_text(markdown(m, report, regime_oracle))
     plot(m, curves, paths[2])
     return paths
