@@ -8,7 +8,10 @@ a family damages a copy (`store_copy`).
 
 from __future__ import annotations
 
+import json
+import math
 import os
+import re
 import shutil
 import signal
 import socket
@@ -43,6 +46,40 @@ HOST = "127.0.0.1"
 READY_SECONDS = 120.0  # four tiers loaded and warmed up on a busy 2-core machine
 
 ClientFor = Callable[..., TestClient]
+# An absolute path under a root this machine has; the stores of the tests live below /tmp.
+ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:tmp|home|root|work|usr|etc|var|opt|proc|srv|mnt)\b")
+
+
+def assert_discreet(text: str) -> None:
+    """What a client or operator reads must never carry a stack trace or a file system path."""
+    assert "Traceback" not in text and 'File "' not in text, text
+    assert not ABSOLUTE_PATH.search(text), text
+
+
+def assert_sound(text: str) -> Any:
+    """A response body: strict JSON (no NaN or Infinity tokens), finite numbers only, discreet."""
+    def reject(token: str) -> None:
+        raise AssertionError(f"the response holds {token}")
+
+    def walk(value: Any) -> None:
+        if isinstance(value, float):
+            assert math.isfinite(value), value
+        for v in value.values() if isinstance(value, dict) else value if isinstance(value, list) else ():
+            walk(v)
+    data = json.loads(text, parse_constant=reject)
+    walk(data)
+    assert_discreet(text)
+    return data
+
+
+@pytest.fixture(scope="session")
+def discreet() -> Callable[[str], None]:
+    return assert_discreet
+
+
+@pytest.fixture(scope="session")
+def sound() -> Callable[[str], Any]:
+    return assert_sound
 
 
 @pytest.fixture(scope="session")

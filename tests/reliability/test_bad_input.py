@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,6 @@ MAX_CANDLES, MAX_ITEMS = 120, 8  # small limits, so that going over them stays c
 EXAMPLES = 100
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:tmp|home|root|work|usr|etc|var|opt|proc|srv|mnt)\b")
 OVERFLOW = 1.2345678901234567e-300  # a marker replaced by the token 1e400 in the raw body
 PRICES = ("open", "high", "low", "close")
 
@@ -64,22 +62,6 @@ def windows(draw: st.DrawFn) -> Body:
         mid = candles[-1]["close"]
         body["book"] = {"bids": [[mid * 0.999, 1.0], [mid * 0.998, 2.0]], "asks": [[mid * 1.001, 3.0]]}
     return body
-
-
-def assert_sound(text: str) -> Any:
-    """The body parses as strict JSON, holds only finite numbers and no path or stack trace."""
-    def reject(token: str) -> None:
-        raise AssertionError(f"the response holds {token}")
-
-    def walk(value: Any) -> None:
-        if isinstance(value, float):
-            assert math.isfinite(value), value
-        for v in value.values() if isinstance(value, dict) else value if isinstance(value, list) else ():
-            walk(v)
-    data = json.loads(text, parse_constant=reject)
-    walk(data)
-    assert "Traceback" not in text and not ABSOLUTE_PATH.search(text), text
-    return data
 
 
 def post(client: Any, path: str, body: Body) -> Any:
@@ -193,8 +175,8 @@ BREAKAGES: list[Breakage] = [bad_number, bad_timestamp, out_of_order, high_or_lo
                              wrong_length, unknown_or_missing_key, bad_book, bad_routing, some_taker_volume]
 
 
-def assert_names_the_field(r: Any, field: str, status: int) -> None:
-    error = assert_sound(r.text)["error"]
+def assert_names_the_field(sound: Callable[[str], Any], r: Any, field: str, status: int) -> None:
+    error = sound(r.text)["error"]
     assert r.status_code == status, r.text
     assert error["field"] == field or error["field"].startswith(f"{field}["), (field, error)
     assert error["message"].startswith(error["field"]), error
@@ -203,40 +185,41 @@ def assert_names_the_field(r: Any, field: str, status: int) -> None:
 @SETTINGS
 @given(body=windows(), tier=st.sampled_from([None, "M0", "M1", "M2", "M3"]),
        budget=st.sampled_from([None, 0.001, 5.0, 60_000]))
-def test_a_valid_window_is_answered_with_finite_numbers(client, body, tier, budget):
+def test_a_valid_window_is_answered_with_finite_numbers(client, sound, body, tier, budget):
     body.update({k: v for k, v in (("tier", tier), ("max_latency_ms", budget)) if v is not None})
     for path in ("/predict", "/regime"):
         r = post(client, path, body)
         assert r.status_code == 200, r.text
-        out = assert_sound(r.text)
+        out = sound(r.text)
         assert out["tier"] in {"M0", "M1", "M2", "M3"} and out["reason"] in {"regime", "override", "budget"}
 
 
 @SETTINGS
 @given(body=windows(), breakage=st.sampled_from(BREAKAGES), data=st.data())
-def test_a_broken_window_gets_the_4xx_of_its_rule_naming_the_field(client, body, breakage, data):
+def test_a_broken_window_gets_the_4xx_of_its_rule_naming_the_field(client, sound, body, breakage, data):
     field, status = breakage(body, data)
     for path in ("/predict", "/regime"):
-        assert_names_the_field(post(client, path, body), field, status)
+        assert_names_the_field(sound, post(client, path, body), field, status)
 
 
 @SETTINGS
 @given(good=st.lists(windows(), min_size=1, max_size=MAX_ITEMS - 1), bad=windows(),
        breakage=st.sampled_from(BREAKAGES), data=st.data())
-def test_a_broken_item_fails_the_batch_naming_its_index(client, good, bad, breakage, data):
+def test_a_broken_item_fails_the_batch_naming_its_index(client, sound, good, bad, breakage, data):
     field, status = breakage(bad, data)
     at = data.draw(st.integers(0, len(good)))
     items = [*good[:at], bad, *good[at:]]
-    assert_names_the_field(post(client, "/predict/batch", {"items": items}), f"items[{at}].{field}", status)
+    r = post(client, "/predict/batch", {"items": items})
+    assert_names_the_field(sound, r, f"items[{at}].{field}", status)
     fine = post(client, "/predict/batch", {"items": good})
-    assert fine.status_code == 200 and len(assert_sound(fine.text)["results"]) == len(good)
+    assert fine.status_code == 200 and len(sound(fine.text)["results"]) == len(good)
 
 
 @settings(SETTINGS, max_examples=EXAMPLES // 4)
 @given(items=st.sampled_from([[], "none", None, {"candles": []}])
        | st.lists(windows(), min_size=MAX_ITEMS + 1, max_size=MAX_ITEMS + 2))
-def test_a_batch_without_items_or_with_too_many_is_refused_naming_items(client, items):
-    assert_names_the_field(post(client, "/predict/batch", {"items": items}), "items", 422)
+def test_a_batch_without_items_or_with_too_many_is_refused_naming_items(client, sound, items):
+    assert_names_the_field(sound, post(client, "/predict/batch", {"items": items}), "items", 422)
 
 
 @SETTINGS
@@ -244,11 +227,11 @@ def test_a_batch_without_items_or_with_too_many_is_refused_naming_items(client, 
        value=st.sampled_from([0.0, 1e30, -1e30, F32_MAX, math.nan, math.inf, 1e39, "x", None]),
        datatype=st.sampled_from(["FP32", "FP64", "INT8", "BYTES"]), tier=st.sampled_from(["M0", "M3", "M9"]))
 def test_the_inference_protocol_never_answers_5xx_or_a_non_finite_number(
-        client, rows, width, value, datatype, tier):
+        client, sound, rows, width, value, datatype, tier):
     body = {"inputs": [{"name": "features", "shape": [rows, width], "datatype": datatype,
                         "data": [value] * (rows * width)}]}
     r = post(client, f"/v2/models/{tier}/infer", body)
-    out = assert_sound(r.text)
+    out = sound(r.text)
     if r.status_code == 200:
         assert len(out["outputs"][0]["data"]) == rows
     else:

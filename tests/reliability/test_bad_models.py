@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -30,14 +29,6 @@ from models.store import CURRENT, MANIFEST, set_current
 
 FALLBACK = {"M0": "M1", "M3": "M2"}  # the nearest available tier: larger neighbour first, else smaller
 PARTNER = {"M0": "M1", "M1": "M0", "M2": "M3", "M3": "M2"}  # a tier file with the same signature
-# An absolute path under a root this machine has; the store itself lives below /tmp.
-ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:tmp|home|root|work|usr|etc|var|opt|proc|srv|mnt)\b")
-
-
-def assert_discreet(text: str) -> None:
-    """An error body must never carry a stack trace or a file system path."""
-    assert "Traceback" not in text and 'File "' not in text, text
-    assert not ABSOLUTE_PATH.search(text), text
 
 
 def edit_manifest(family_dir: Path, change: Callable[[dict[str, Any]], None]) -> None:
@@ -99,7 +90,7 @@ FAULTS: list[tuple[str, Callable[[Path, str], None], str]] = [
 @pytest.mark.parametrize("tier", ["M0", "M3"])
 @pytest.mark.parametrize(("fault", "words"), [f[1:] for f in FAULTS], ids=[f[0] for f in FAULTS])
 def test_a_broken_tier_is_refused_alone_and_its_traffic_falls_back_to_the_nearest_tier(
-        store_copy, client_for, batch_body, fault, words, tier):
+        store_copy, client_for, batch_body, discreet, fault, words, tier):
     store, family_dir = store_copy
     fault(family_dir, tier)
     with client_for(store) as c:
@@ -128,8 +119,8 @@ def test_a_broken_tier_is_refused_alone_and_its_traffic_falls_back_to_the_neares
     assert all(r["reason"] == "regime" and r["tier"] == r["requested_tier"]
                for r in results if r["requested_tier"] != tier), "other tiers' traffic is untouched"
     for error in (v2_ready, server_ready, infer):
-        assert_discreet(error.text)
-    assert_discreet(json.dumps(broken[tier]))
+        discreet(error.text)
+    discreet(json.dumps(broken[tier]))
 
 
 @pytest.mark.slow
@@ -177,7 +168,7 @@ MANIFEST_FAULTS: list[tuple[str, Callable[[Path], None], str]] = [
 @pytest.mark.parametrize(("fault", "words"), [f[1:] for f in MANIFEST_FAULTS],
                          ids=[f[0] for f in MANIFEST_FAULTS])
 @pytest.mark.slow
-def test_tiered_serve_refuses_an_unusable_manifest_with_one_line(store_copy, fault, words):
+def test_tiered_serve_refuses_an_unusable_manifest_with_one_line(store_copy, discreet, fault, words):
     store, family_dir = store_copy
     fault(family_dir)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIERED_")}
@@ -188,7 +179,7 @@ def test_tiered_serve_refuses_an_unusable_manifest_with_one_line(store_copy, fau
     lines = run.stderr.strip().splitlines()
     assert run.returncode != 0 and len(lines) == 1, run.stderr
     assert f"{family_dir.name}/{MANIFEST}" in lines[0] and words in lines[0], lines[0]
-    assert "Traceback" not in run.stderr
+    discreet(lines[0].replace(str(store), "<store>"))  # the one path it names is the store given to it
 
 
 def new_family(family_dir: Path, family_id: str) -> Path:
@@ -202,7 +193,7 @@ def new_family(family_dir: Path, family_id: str) -> Path:
 @pytest.mark.parametrize(("fault", "words"), [f[1:] for f in MANIFEST_FAULTS],
                          ids=[f[0] for f in MANIFEST_FAULTS])
 def test_reload_to_an_unusable_manifest_keeps_the_old_family(
-        store_copy, client_for, admin_token, batch_body, fault, words):
+        store_copy, client_for, admin_token, batch_body, discreet, fault, words):
     store, family_dir = store_copy
     with client_for(store) as c:
         old = c.get("/tiers").json()["family_id"]
@@ -215,7 +206,7 @@ def test_reload_to_an_unusable_manifest_keeps_the_old_family(
     assert r.status_code == 409, r.text
     assert r.json()["error"]["code"] == "family_refused"
     assert f"fam-broken/{MANIFEST}" in r.json()["error"]["message"] and words in r.json()["error"]["message"]
-    assert_discreet(r.text)
+    discreet(r.text)
     assert after.status_code == 200 and after.json()["family_id"] == old
     assert ready == {**ready, "status": "ready", "family_id": old}
 

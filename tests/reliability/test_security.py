@@ -26,7 +26,6 @@ SERVING_PACKAGES = ("app", "models", "market")
 UNPICKLERS = {"pickle", "_pickle", "cPickle", "dill", "cloudpickle", "joblib", "shelve", "marshal", "torch"}
 # numpy's load unpickles object arrays when asked to; yaml's full loaders build arbitrary objects.
 UNPICKLING_CALLS = {"np.load", "numpy.load", "yaml.load", "yaml.unsafe_load", "yaml.full_load"}
-ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:tmp|home|root|work|usr|etc|var|opt|proc|srv|mnt)\b")
 PATHLIKE_FIELD = re.compile(r"path|file|dir|url|uri|location|model_?name", re.IGNORECASE)
 
 
@@ -73,15 +72,15 @@ def test_no_request_field_can_name_a_file_or_url(client_for, quick_store):
 @pytest.mark.parametrize("url", ["/tiers/..%2Fmanifest.json", "/tiers/%2Fetc%2Fpasswd",
                                  "/v2/models/..%2F..%2FCURRENT", "/v2/models/M0.onnx/ready",
                                  "/v2/models/https:%2F%2Fexample.com%2Fm.onnx"])
-def test_a_tier_named_like_a_path_or_url_is_unknown(client_for, quick_store, url):
+def test_a_tier_named_like_a_path_or_url_is_unknown(client_for, quick_store, sound, url):
     with client_for(quick_store) as c:
         r = c.get(url)
     assert r.status_code == 404, r.text
-    assert "Traceback" not in r.text and not ABSOLUTE_PATH.search(r.text)
+    sound(r.text)
 
 
 def test_a_crash_inside_the_runtime_answers_500_without_trace_path_or_token(
-        client_for, quick_store, batch_body, admin_token, monkeypatch):
+        client_for, quick_store, batch_body, admin_token, sound, monkeypatch):
     def crash(self: Family, tier: str, x: Any) -> Any:
         raise RuntimeError(f"onnxruntime failed reading {quick_store}/M0.onnx with token {admin_token}")
 
@@ -93,8 +92,8 @@ def test_a_crash_inside_the_runtime_answers_500_without_trace_path_or_token(
                        {"name": "features", "shape": [1, 38], "datatype": "FP32", "data": [0.0] * 38}]})]
     for r in answers:
         assert r.status_code == 500, r.text
-        assert "Traceback" not in r.text and "RuntimeError" not in r.text and 'File "' not in r.text
-        assert not ABSOLUTE_PATH.search(r.text) and admin_token not in r.text
+        sound(r.text)
+        assert "RuntimeError" not in r.text and admin_token not in r.text
     assert answers[0].json()["error"]["code"] == "internal" and set(answers[2].json()) == {"error"}
 
 
