@@ -21,6 +21,8 @@ def register(sub: Any) -> None:
     p.add_argument("--out", help="CSV file to write (timestamp, OHLCV, taker-buy volume, book, truth)")
     p.add_argument("--evaluate-detector", action="store_true",
                    help="calibrate the detector on the first 70%% and score it on the rest")
+    p.add_argument("--without-book", action="store_true",
+                   help="evaluate the detector on candle estimates of spread and imbalance only")
     p.set_defaults(handler=run_market)
 
     f = sub.add_parser("fetch", help="download klines from Bybit's public v5 API into a CSV")
@@ -47,7 +49,7 @@ def run_market(args: argparse.Namespace) -> int:
         write_synthetic_csv(m, args.out)
         print(f"wrote {args.out}")
     if args.evaluate_detector:
-        evaluate_detector(m)
+        evaluate_detector(m, use_book=not args.without_book)
     return 0
 
 
@@ -65,12 +67,18 @@ def write_synthetic_csv(m: Any, path: str) -> None:
                    delimiter=",", fmt=["%d", *["%.10g"] * 10, "%d", "%.6g"])
 
 
-def evaluate_detector(m: Any) -> None:
+def evaluate_detector(m: Any, use_book: bool = True) -> None:
+    from dataclasses import replace
+
     from market import dataset, regime
     from market.sources import synthetic_source
 
     src = synthetic_source(len(m), m.seed)
+    if not use_book:
+        src = replace(src, book_spread_bps=None, book_imbalance=None)
     ds = dataset.build(src)
+    signals = "book" if use_book else "candle estimates (no book)"
+    print(f"\nspread and imbalance from: {signals}")
     print(f"thresholds (calibrated on {len(ds.train):,} training windows): {ds.thresholds.to_dict()}")
     for name, split in (("validation", ds.val), ("test", ds.test)):
         assert split.true_regime is not None

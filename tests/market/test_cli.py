@@ -26,3 +26,9 @@ def test_market_evaluates_the_detector_with_a_confusion_matrix(capsys):
         main(["market", "--bars", "30000", "--seed", "3", "--evaluate-detector"])
     out = capsys.readouterr().out
     assert "balanced accuracy" in out and "true \\ detected" in out
+
+
+def test_market_evaluates_the_detector_on_candle_estimates_when_asked(capsys):
+    with pytest.raises(SystemExit):
+        main(["market", "--bars", "30000", "--seed", "3", "--evaluate-detector", "--without-book"])
+    assert "candle estimates (no book)" in capsys.readouterr().out
