@@ -25,7 +25,7 @@ from app.errors import FamilyRefused
 from market import features
 from market.regime import REGIMES, Thresholds
 from models.manifest import Manifest, TensorSpec, TierEntry
-from models.store import CURRENT, MANIFEST, StoreError, load_current
+from models.store import StoreError, load_current
 
 WARMUP_RUNS = 20
 TIMED_RUNS = 50
@@ -101,21 +101,7 @@ def check_store(store: Path, overrides: Overrides | None = None) -> tuple[Path, 
         directory, manifest = load_current(store)
     except StoreError as e:
         raise FamilyRefused(_within_store(str(e), store)) from None
-    except (OSError, UnicodeDecodeError) as e:
-        # models.store reads CURRENT and manifest.json as text and lets these two through.
-        raise FamilyRefused(_within_store(_unreadable(store, e), store)) from None
     return directory, manifest, _check_family(directory, manifest, overrides or {})
-
-
-def _unreadable(store: Path, e: OSError | UnicodeDecodeError) -> str:
-    """Which of CURRENT and the manifest could not be read as text, and why, in one line."""
-    if isinstance(e, OSError):
-        return f"{e.filename or store / CURRENT} cannot be read ({e.strerror}); restore it or retrain"
-    try:
-        path = store / (store / CURRENT).read_bytes().decode().strip() / MANIFEST
-    except UnicodeDecodeError:
-        path = store / CURRENT
-    return f"{path} is not UTF-8 text ({e.reason} at byte {e.start}); restore it or retrain"
 
 
 def _within_store(message: str, store: Path) -> str:

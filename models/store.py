@@ -88,10 +88,23 @@ def set_current(store: Path, family_id: str) -> None:
     _fsync_dir(store)
 
 
+def _read_text(path: Path) -> str:
+    """The file as text; any failure to read it as UTF-8 text is a StoreError naming the file and why."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise StoreError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}); restore it or retrain") \
+            from None
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        raise StoreError(f"{path} cannot be read ({e.strerror}); restore it or retrain") from None
+
+
 def read_current(store: Path) -> str:
     path = store / CURRENT
     try:
-        family_id = path.read_text().strip()
+        family_id = _read_text(path).strip()
     except FileNotFoundError:
         raise StoreError(f"{path} is missing; train a family first (tiered train --out {store})") from None
     if not _FAMILY_ID.match(family_id):
@@ -102,7 +115,7 @@ def read_current(store: Path) -> str:
 def read_manifest(family_dir: Path) -> Manifest:
     path = family_dir / MANIFEST
     try:
-        raw = path.read_text()
+        raw = _read_text(path)
     except FileNotFoundError:
         raise StoreError(f"{path} is missing; the family is incomplete, retrain it") from None
     try:

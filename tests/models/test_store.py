@@ -83,10 +83,13 @@ def test_current_can_only_point_at_a_complete_family(tmp_path):
         ("[1, 2]", "not a JSON object"),
         (json.dumps({"schema_version": 99}), "schema_version 99"),
         (json.dumps({"schema_version": 1, "family_id": "x"}), "manifest.json: created_at"),
+        (b"\xff\xfe{}", "is not UTF-8 text"),
     ],
 )
 def test_a_bad_manifest_is_refused_naming_the_file_and_the_problem(tmp_path, content, words):
-    if content is not None:
+    if isinstance(content, bytes):
+        (tmp_path / "manifest.json").write_bytes(content)
+    elif content is not None:
         (tmp_path / "manifest.json").write_text(content)
     with pytest.raises(StoreError) as e:
         read_manifest(tmp_path)
