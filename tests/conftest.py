@@ -2,15 +2,31 @@
 
 `quick_store` trains one real family with `tiered train --quick` into a temporary store, once per
 test session; tests that need a family read it (and copy it when they want to damage it).
+`client_for(store, **settings)` makes a real app over a store (`with client_for(...) as client:` runs
+the lifespan), with `admin_token` configured.
 """
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+# starlette prefers the httpx2 package for its TestClient and warns once, at import, when it finds
+# httpx instead; the suite turns warnings into errors, so the import happens here, warned or not.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message=".*install `httpx2` instead", category=UserWarning)
+    from fastapi.testclient import TestClient
+
+from app.main import create_app
+from app.settings import Settings
 from cli import main
+
+ADMIN_TOKEN = "a-test-admin-token-0123456789"
+ClientFor = Callable[..., TestClient]
 
 
 @pytest.fixture(scope="session")
@@ -21,3 +37,18 @@ def quick_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert exit_info.value.code == 0, f"tiered train --quick exited with {exit_info.value.code}"
     assert (store / "CURRENT").is_file(), f"tiered train --quick wrote no CURRENT into {store}"
     return store
+
+
+@pytest.fixture(scope="session")
+def admin_token() -> str:
+    return ADMIN_TOKEN
+
+
+@pytest.fixture(scope="session")
+def client_for() -> ClientFor:
+    """`with client_for(store, **settings) as client:` runs a fresh app, lifespan included."""
+    def make(store: Path, raise_server_exceptions: bool = True, **overrides: Any) -> TestClient:
+        values: dict[str, Any] = {"models_dir": store, "admin_token": ADMIN_TOKEN, "cors_origins": [],
+                                  **overrides}
+        return TestClient(create_app(Settings(**values)), raise_server_exceptions=raise_server_exceptions)
+    return make

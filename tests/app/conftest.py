@@ -9,54 +9,23 @@ from __future__ import annotations
 
 import json
 import shutil
-import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient  # tests/conftest.py imported it first, past its warning
 
-# starlette prefers the httpx2 package for its TestClient and warns once, at import, when it finds
-# httpx instead; the suite turns warnings into errors, so the import happens here, warned or not.
-with warnings.catch_warnings():
-    warnings.filterwarnings("ignore", message=".*install `httpx2` instead", category=UserWarning)
-    from fastapi.testclient import TestClient
-
-from app.main import create_app
-from app.settings import Settings
 from market.dataset import Dataset, build
 from market.regime import REGIMES, Thresholds, detect
 from market.sources import synthetic_source
 from market.synthetic import SyntheticMarket, simulate
 from models.store import CURRENT, MANIFEST, read_current
 
-TOKEN = "a-test-admin-token-0123456789"
 Body = dict[str, Any]
 MakeBody = Callable[..., Body]
-ClientFor = Callable[..., TestClient]
-
-
-def _settings(store: Path, **overrides: Any) -> Settings:
-    """A test app's settings: the given store, an admin token, everything else at its default."""
-    values: dict[str, Any] = {"models_dir": store, "admin_token": TOKEN, "cors_origins": [],
-                              "max_candles": 2048, "max_batch_items": 256, "max_body_bytes": 4 << 20,
-                              **overrides}
-    return Settings(**values)
-
-
-@pytest.fixture(scope="session")
-def admin_token() -> str:
-    return TOKEN
-
-
-@pytest.fixture(scope="session")
-def client_for() -> ClientFor:
-    """`with client_for(store, **settings) as client:` runs a fresh app, lifespan included."""
-    def make(store: Path, raise_server_exceptions: bool = True, **overrides: Any) -> TestClient:
-        return TestClient(create_app(_settings(store, **overrides)),
-                          raise_server_exceptions=raise_server_exceptions)
-    return make
+ClientFor = Callable[..., TestClient]  # the fixture lives in tests/conftest.py
 
 
 @pytest.fixture(scope="module")

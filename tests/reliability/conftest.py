@@ -18,7 +18,6 @@ import socket
 import subprocess
 import sys
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,23 +28,13 @@ import httpx
 import numpy as np
 import pytest
 
-# starlette prefers the httpx2 package for its TestClient and warns at import when it finds httpx;
-# the suite turns warnings into errors (the same guard as tests/app/conftest.py).
-with warnings.catch_warnings():
-    warnings.filterwarnings("ignore", message=".*install `httpx2` instead", category=UserWarning)
-    from fastapi.testclient import TestClient
-
-from app.main import create_app
-from app.settings import Settings
 from market.regime import REGIMES
 from market.synthetic import SyntheticMarket, simulate
 from models.store import CURRENT, read_current
 
-TOKEN = "reliability-admin-token-0123456789"
 HOST = "127.0.0.1"
 READY_SECONDS = 120.0  # four tiers loaded and warmed up on a busy 2-core machine
 
-ClientFor = Callable[..., TestClient]
 # An absolute path under a root this machine has; the stores of the tests live below /tmp.
 ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:tmp|home|root|work|usr|etc|var|opt|proc|srv|mnt)\b")
 
@@ -80,20 +69,6 @@ def discreet() -> Callable[[str], None]:
 @pytest.fixture(scope="session")
 def sound() -> Callable[[str], Any]:
     return assert_sound
-
-
-@pytest.fixture(scope="session")
-def admin_token() -> str:
-    return TOKEN
-
-
-@pytest.fixture(scope="session")
-def client_for() -> ClientFor:
-    """`with client_for(store, **settings) as client:` runs a fresh app, lifespan included."""
-    def make(store: Path, raise_server_exceptions: bool = True, **overrides: Any) -> TestClient:
-        values: dict[str, Any] = {"models_dir": store, "admin_token": TOKEN, "cors_origins": [], **overrides}
-        return TestClient(create_app(Settings(**values)), raise_server_exceptions=raise_server_exceptions)
-    return make
 
 
 MARKET_BARS, MARKET_SEED = 20_000, 11  # not the training market's seed: the windows are new to the family
