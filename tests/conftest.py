@@ -2,12 +2,14 @@
 
 `quick_store` trains one real family with `tiered train --quick` into a temporary store, once per
 test session; tests that need a family read it (and copy it when they want to damage it).
+`store_copy` is a private copy of it to damage.
 `client_for(store, **settings)` makes a real app over a store (`with client_for(...) as client:` runs
 the lifespan), with `admin_token` configured.
 """
 
 from __future__ import annotations
 
+import shutil
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +26,7 @@ with warnings.catch_warnings():
 from app.main import create_app
 from app.settings import Settings
 from cli import main
+from models.store import CURRENT, read_current
 
 ADMIN_TOKEN = "a-test-admin-token-0123456789"
 ClientFor = Callable[..., TestClient]
@@ -52,3 +55,14 @@ def client_for() -> ClientFor:
                                   **overrides}
         return TestClient(create_app(Settings(**values)), raise_server_exceptions=raise_server_exceptions)
     return make
+
+
+@pytest.fixture()
+def store_copy(quick_store: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A private copy of the quick store to damage: (store, family directory)."""
+    family_id = read_current(quick_store)
+    store = tmp_path / "store"
+    store.mkdir()
+    shutil.copytree(quick_store / family_id, store / family_id)
+    shutil.copyfile(quick_store / CURRENT, store / CURRENT)
+    return store, store / family_id

@@ -8,7 +8,6 @@ family is loaded, verified and warmed up exactly as in production.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from market.dataset import Dataset, build
 from market.regime import REGIMES, Thresholds, detect
 from market.sources import synthetic_source
 from market.synthetic import SyntheticMarket, simulate
-from models.store import CURRENT, MANIFEST, read_current
+from models.store import MANIFEST, read_current
 
 Body = dict[str, Any]
 MakeBody = Callable[..., Body]
@@ -70,17 +69,6 @@ def make_body(market: SyntheticMarket) -> MakeBody:
                             "asks": [[float(market.ask[end]), float(market.ask_size[end])]]}
         return body
     return make
-
-
-@pytest.fixture()
-def store_copy(quick_store: Path, tmp_path: Path) -> tuple[Path, Path]:
-    """A private copy of the quick store to damage: (store, family directory)."""
-    family_id = read_current(quick_store)
-    store = tmp_path / "store"
-    store.mkdir()
-    shutil.copytree(quick_store / family_id, store / family_id)
-    shutil.copyfile(quick_store / CURRENT, store / CURRENT)
-    return store, store / family_id
 
 
 def edit_manifest(family_dir: Path, change: Callable[[dict[str, Any]], None]) -> None:

@@ -12,7 +12,6 @@ import json
 import math
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -30,7 +29,6 @@ import pytest
 
 from market.regime import REGIMES
 from market.synthetic import SyntheticMarket, simulate
-from models.store import CURRENT, read_current
 
 HOST = "127.0.0.1"
 READY_SECONDS = 120.0  # four tiers loaded and warmed up on a busy 2-core machine
@@ -106,17 +104,6 @@ def requests_by_regime(market: SyntheticMarket) -> dict[str, list[dict[str, Any]
 def batch_body(requests_by_regime: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     """A /predict/batch body with windows of every regime: the router sends some to every tier."""
     return {"items": [r for name in REGIMES for r in requests_by_regime[name]]}
-
-
-@pytest.fixture()
-def store_copy(quick_store: Path, tmp_path: Path) -> tuple[Path, Path]:
-    """A private copy of the quick store to damage: (store, family directory)."""
-    family_id = read_current(quick_store)
-    store = tmp_path / "store"
-    store.mkdir()
-    shutil.copytree(quick_store / family_id, store / family_id)
-    shutil.copyfile(quick_store / CURRENT, store / CURRENT)
-    return store, store / family_id
 
 
 def free_port() -> int:
