@@ -1,10 +1,11 @@
 """The Open Inference Protocol (KServe / Triton "v2") REST shapes, and their mapping onto a tier.
 
 Each tier is one model: name = tier (M0..M3), version = family id, platform onnxruntime_onnx, input
-`features` FP32 [-1, 38], output `prediction` FP32 [-1, 1] (or [-1, n_classes]). Tensor data is JSON
-(flat row-major or nested); the binary tensor extension is not implemented, so clients send JSON
-(tritonclient: `binary_data=False`). Errors answer {"error": "..."} with status 400, as the protocol
-asks; an unknown model 404, a model that did not load 503.
+`features` FP32 [-1, F] (F = len(market.features.FEATURE_NAMES)), output `prediction` FP32 [-1, 1]
+(or [-1, n_classes]). Tensor data is JSON (flat row-major or nested); the binary tensor extension is
+not implemented, so clients send JSON (tritonclient: `binary_data=False`). Errors answer
+{"error": "..."} with status 400, as the protocol asks; an unknown model 404, a model that did not
+load 503.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pydantic import BaseModel, Field
 from app.errors import BadRequest
 from app.registry import Family
 from app.schemas import F32_MAX
+from market.features import FEATURE_NAMES
 
 PLATFORM = "onnxruntime_onnx"
 DATATYPE = "FP32"
@@ -61,7 +63,8 @@ class RequestOutput(BaseModel):
 class InferenceRequest(BaseModel):
     model_config = {"json_schema_extra": {"examples": [{
         "id": "example-1",
-        "inputs": [{"name": "features", "shape": [1, 38], "datatype": "FP32", "data": [0.0] * 38}],
+        "inputs": [{"name": "features", "shape": [1, len(FEATURE_NAMES)], "datatype": "FP32",
+                    "data": [0.0] * len(FEATURE_NAMES)}],
     }]}}
 
     id: str | None = Field(None, max_length=256)

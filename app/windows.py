@@ -166,7 +166,8 @@ def _validated(parts: list[np.ndarray]) -> Candles:
         position = int(np.searchsorted(starts, row, side="right") - 1) if row is not None else 0
         local = None if row is None else row - int(starts[position])
         raise _BadRow(e, position, local) from None
-    return dataclasses.replace(candles, taker_buy_volume=joined[6])
+    # The features read the real open times (the calendar), not the re-based ones.
+    return dataclasses.replace(candles, ts=joined[0].astype(np.int64), taker_buy_volume=joined[6])
 
 
 def _row_error(e: CandleError, row: int | None, prefix: str) -> InvalidInput:

@@ -1,17 +1,24 @@
 """The one feature pipeline: a window of candles (plus an optional book) → feature vector and signals.
 
-Training and serving both call `compute` (the service through `features_for`), so a window always
+Training and serving both call `compute` (the service through `app/windows.py`), so a window always
 yields the same vector wherever it is evaluated. The core works on a batch of equal-length windows
 (arrays shaped (B, W), oldest bar first); a single window is a batch of one.
 
-Per window, with the last bar as "now":
-  * lags 0..7 of the one-bar log return, the (high − low) / close range, the log volume change and
-    the 5-bar log momentum (the research write-up's features);
-  * spread (bps) and top-of-book imbalance from the book when there is one, otherwise estimated from
-    the candles: Corwin-Schultz high-low spread averaged over the window, and the taker-buy share
-    (2·buy/volume − 1) of the last bar or, without taker volume, its close location;
-  * the regime signals: volatility (mean range of the last 12 bars, bps), volatility shift (last 8
-    bars' range over the whole window's), trend strength (Kaufman efficiency ratio over the window).
+Per window, with the last bar as "now" (version 2):
+  * lags 0..7 of four per-bar series: the log return; the log range log((high − low) / close); the
+    relative log volume log(volume / the window's mean volume), so the level, which does not carry
+    across windows or symbols, is removed; and the order flow, the taker-buy share mapped to [-1, 1]
+    (2·buy/volume − 1) or, without taker volume, the bar's close location in its range;
+  * volatility over three horizons, the components of a HAR model (Corsi 2009): the last bar's log
+    range (lag 0 above) and the log of the mean range over the last 5 and 22 bars (a range is a more
+    efficient volatility estimate than a squared return of the same bar);
+  * the calendar, encoded cyclically (sine and cosine of the time of day and of the day of the week,
+    UTC, at the last bar's open time): intraday and weekly seasonality of volume and volatility;
+  * the regime signals, also model inputs: volatility (mean range of the last 12 bars, bps), spread
+    (bps) and top-of-book imbalance from the book when there is one, otherwise estimated from the
+    candles (Corwin-Schultz high-low spread averaged over the window; the last bar's order flow),
+    volatility shift (last 8 bars' range over the whole window's) and trend strength (Kaufman
+    efficiency ratio over the window).
 Which of spread and imbalance were estimated is returned per row.
 """
 
@@ -23,17 +30,22 @@ import numpy as np
 
 from market.candles import Book, Candles
 
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2
 WINDOW = 48
 N_LAGS = 8
-MOMENTUM_BARS = 5
+HAR_BARS = (5, 22)  # the short and long averages of a HAR model; the last bar is lag 0
 SHORT_VOL_BARS = 12
 SHIFT_BARS = 8
-_LAGGED = ("ret", "range", "dvol", "mom5")
+RANGE_FLOOR = 1e-6  # a bar with high == low has no log range; 0.01 bp stands in for it
+DAY_MS = 86_400_000
+EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Monday = 0)
+_LAGGED = ("ret", "logrange", "relvol", "flow")
 SIGNAL_NAMES: tuple[str, ...] = ("volatility", "spread_bps", "imbalance", "trend", "vol_shift")
 FEATURE_NAMES: tuple[str, ...] = (
     *(f"{name}_lag{k}" for name in _LAGGED for k in range(N_LAGS)),
-    "volatility_long", *SIGNAL_NAMES,
+    *(f"logrange_mean{n}" for n in HAR_BARS),
+    "tod_sin", "tod_cos", "dow_sin", "dow_cos",
+    *SIGNAL_NAMES,
 )
 _CS_DENOMINATOR = 3.0 - 2.0 * np.sqrt(2.0)
 
@@ -42,7 +54,8 @@ _CS_DENOMINATOR = 3.0 - 2.0 * np.sqrt(2.0)
 class Windows:
     """B windows of W bars each, oldest bar first. Missing taker volume or book is NaN for that row."""
 
-    open: np.ndarray  # (B, W)
+    ts: np.ndarray  # (B, W) int64, bar open time in epoch ms
+    open: np.ndarray  # (B, W) float64
     high: np.ndarray
     low: np.ndarray
     close: np.ndarray
@@ -72,6 +85,13 @@ class Features:
             names.append("imbalance")
         return names
 
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def take(self, rows: np.ndarray | list[int]) -> Features:
+        return Features(self.x[rows], self.signals[rows], self.spread_estimated[rows],
+                        self.imbalance_estimated[rows])
+
 
 @dataclass(frozen=True)
 class FeatureSpec:
@@ -91,12 +111,9 @@ def window_of(candles: Candles, book: Book | None = None) -> Windows:
     """The last WINDOW bars of `candles` (and the book, if any) as a batch of one."""
     if len(candles) < WINDOW:
         raise ValueError(f"a window needs at least {WINDOW} candles, got {len(candles)}")
-    last = candles[-WINDOW:]
-    tbv = last.taker_buy_volume if last.taker_buy_volume is not None else np.full(WINDOW, np.nan)
     spread, imbalance = (np.nan, np.nan) if book is None else (book.spread_bps, book.imbalance)
-    row = lambda a: np.asarray(a, dtype=np.float64)[None, :]  # noqa: E731
-    return Windows(row(last.open), row(last.high), row(last.low), row(last.close), row(last.volume),
-                   row(tbv), np.array([spread]), np.array([imbalance]))
+    return sliding_windows(candles, np.array([len(candles) - 1]), np.array([spread]), np.array([imbalance]),
+                           book_per_window=True)
 
 
 def stack(windows: list[Windows]) -> Windows:
@@ -110,18 +127,28 @@ def sliding_windows(
     ends: np.ndarray,
     book_spread_bps: np.ndarray | None = None,
     book_imbalance: np.ndarray | None = None,
+    book_per_window: bool = False,
 ) -> Windows:
-    """Windows of WINDOW bars ending (inclusive) at each index in `ends`; book values are per bar."""
-    idx = np.asarray(ends)[:, None] + np.arange(-WINDOW + 1, 1)[None, :]
+    """Windows of WINDOW bars ending (inclusive) at each index in `ends`.
+
+    Book values are per bar of `candles` (indexed by `ends`), or per window with `book_per_window`.
+    """
+    ends = np.asarray(ends)
+    idx = ends[:, None] + np.arange(-WINDOW + 1, 1)[None, :]
     if idx.size and idx.min() < 0:
         raise ValueError(f"window end {int(np.min(ends))} leaves fewer than {WINDOW} bars before it")
     tbv = candles.taker_buy_volume
     nan = np.full(len(ends), np.nan)
+
+    def book(values: np.ndarray | None) -> np.ndarray:
+        if values is None:
+            return nan
+        return np.asarray(values, dtype=np.float64) if book_per_window else values[ends]
+
     return Windows(
-        candles.open[idx], candles.high[idx], candles.low[idx], candles.close[idx], candles.volume[idx],
-        np.full(idx.shape, np.nan) if tbv is None else tbv[idx],
-        nan if book_spread_bps is None else book_spread_bps[ends],
-        nan if book_imbalance is None else book_imbalance[ends],
+        candles.ts[idx], candles.open[idx], candles.high[idx], candles.low[idx], candles.close[idx],
+        candles.volume[idx], np.full(idx.shape, np.nan) if tbv is None else tbv[idx],
+        book(book_spread_bps), book(book_imbalance),
     )
 
 
@@ -131,11 +158,15 @@ def compute(w: Windows, use_book: bool = True) -> Features:
     log_c = np.log(c)
     ret = np.diff(log_c, axis=1)  # (B, W-1)
     rng = (h - lo) / c  # (B, W)
-    scale = np.mean(v, axis=1, keepdims=True) * 1e-6 + 1e-12
-    dvol = np.clip(np.diff(np.log(v + scale), axis=1), -10.0, 10.0)
-    mom = log_c[:, MOMENTUM_BARS:] - log_c[:, :-MOMENTUM_BARS]
+    log_rng = np.log(np.maximum(rng, RANGE_FLOOR))
+    scale = np.mean(v, axis=1, keepdims=True)
+    eps = scale * 1e-6 + 1e-12
+    relvol = np.clip(np.log((v + eps) / (scale + eps)), -20.0, 20.0)
+    flow = _flow(w)  # (B, W)
 
-    lags = [np.flip(a[:, -N_LAGS:], axis=1) for a in (ret, rng, dvol, mom)]  # lag 0 first
+    lags = [np.flip(a[:, -N_LAGS:], axis=1) for a in (ret, log_rng, relvol, flow)]  # lag 0 first
+    har = [np.log(np.maximum(rng[:, -n:].mean(axis=1), RANGE_FLOOR)) for n in HAR_BARS]
+    calendar = _calendar(w.ts[:, -1])
 
     volatility = rng[:, -SHORT_VOL_BARS:].mean(axis=1)
     volatility_long = rng.mean(axis=1)
@@ -148,11 +179,20 @@ def compute(w: Windows, use_book: bool = True) -> Features:
     spread_estimated = ~np.isfinite(book_spread)
     imbalance_estimated = ~np.isfinite(book_imb)
     spread = np.where(spread_estimated, _corwin_schultz_bps(h, lo), book_spread)
-    imbalance = np.where(imbalance_estimated, _flow_imbalance(w), book_imb)
+    imbalance = np.where(imbalance_estimated, flow[:, -1], book_imb)
 
     signals = np.stack([volatility * 1e4, spread, imbalance, trend, vol_shift], axis=1)
-    x = np.concatenate([*lags, volatility_long[:, None] * 1e4, signals], axis=1)
+    x = np.concatenate([*lags, np.stack(har, axis=1), calendar, signals], axis=1)
     return Features(x.astype(np.float32), signals, spread_estimated, imbalance_estimated)
+
+
+def _calendar(ts_ms: np.ndarray) -> np.ndarray:
+    """(B,) epoch ms → (B, 4): sin and cos of the time of day and of the day of the week (UTC)."""
+    ts = np.asarray(ts_ms, dtype=np.int64)
+    day = np.floor_divide(ts, DAY_MS)
+    tod = 2.0 * np.pi * (ts - day * DAY_MS) / DAY_MS
+    dow = 2.0 * np.pi * np.mod(day + EPOCH_WEEKDAY, 7) / 7.0
+    return np.stack([np.sin(tod), np.cos(tod), np.sin(dow), np.cos(dow)], axis=1)
 
 
 def _corwin_schultz_bps(high: np.ndarray, low: np.ndarray) -> np.ndarray:
@@ -165,11 +205,11 @@ def _corwin_schultz_bps(high: np.ndarray, low: np.ndarray) -> np.ndarray:
     return np.maximum(spread, 0.0).mean(axis=1) * 1e4
 
 
-def _flow_imbalance(w: Windows) -> np.ndarray:
-    """Taker-buy share of the last bar mapped to [-1, 1]; its close location when there is no taker volume."""
-    v, tbv = w.volume[:, -1], w.taker_buy_volume[:, -1]
+def _flow(w: Windows) -> np.ndarray:
+    """Per bar, the taker-buy share mapped to [-1, 1]; the close location where there is no taker volume."""
+    v, tbv = w.volume, w.taker_buy_volume
     share = np.where(v > 0, 2.0 * tbv / np.where(v > 0, v, 1.0) - 1.0, 0.0)
-    h, lo, c = w.high[:, -1], w.low[:, -1], w.close[:, -1]
-    span = h - lo
-    location = np.where(span > 0, ((c - lo) - (h - c)) / np.where(span > 0, span, 1.0), 0.0)
+    span = w.high - w.low
+    c = w.close
+    location = np.where(span > 0, ((c - w.low) - (w.high - c)) / np.where(span > 0, span, 1.0), 0.0)
     return np.clip(np.where(np.isfinite(tbv), share, location), -1.0, 1.0)

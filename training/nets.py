@@ -3,9 +3,9 @@
 Every hidden layer after the first sees its predecessor's output and the (normalised) raw input
 concatenated: `h_i = act(W_i [h_{i-1}, x])`. The input skip keeps the 8-layer teacher easy to train
 (each layer has a short path to the features) and is what puts the default family on the research
-write-up's parameter counts: 38 inputs give 538,881 / 229,441 / 69,249 / 9,153 parameters for
-8×256 / 6×192 / 4×128 / 2×64 (~530K / ~225K / ~70K / ~9K; M3 is 58.9× smaller than M0). Without it
-the same shapes give 470,785 / 192,961 / 54,657 / 6,721, more than 10% under every target.
+write-up's parameter counts: 43 inputs (feature version 2) give 549,121 / 235,201 / 71,809 / 9,793
+parameters for 8×256 / 6×192 / 4×128 / 2×64 (~530K / ~225K / ~70K / ~9K; M3 is 56× smaller than M0).
+Without it the same shapes give about 15% fewer for M0 and 25% fewer for M3.
 
 Input normalisation (train-split mean and std) is a buffer inside the network, and `Deployed` adds
 the output side (de-standardised return, or class probabilities), so an exported graph takes raw

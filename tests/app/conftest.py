@@ -57,11 +57,13 @@ def dataset(manifest_data: dict[str, Any]) -> Dataset:
 
 @pytest.fixture(scope="session")
 def make_body(market: SyntheticMarket) -> MakeBody:
-    """A /predict body: the n candles ending at bar `end` (inclusive) and, optionally, the book there."""
+    """A /predict body: the n candles ending at bar `end` (inclusive), with their taker-buy volume as the
+    training set had it, and, optionally, the book there."""
     def make(end: int = 1000, n: int = 48, book: bool = True, **extra: Any) -> Body:
         c = market.candles
         rows = [{"ts": int(c.ts[t]), "open": float(c.open[t]), "high": float(c.high[t]),
-                 "low": float(c.low[t]), "close": float(c.close[t]), "volume": float(c.volume[t])}
+                 "low": float(c.low[t]), "close": float(c.close[t]), "volume": float(c.volume[t]),
+                 "taker_buy_volume": float(c.taker_buy_volume[t])}
                 for t in range(end - n + 1, end + 1)]
         body: Body = {"symbol": "SYNTH", "candles": rows, **extra}
         if book:

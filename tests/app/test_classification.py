@@ -17,7 +17,10 @@ import pytest
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
+from market.features import FEATURE_NAMES  # noqa: E402
+
 CLASSES = ["down", "flat", "up"]
+F = len(FEATURE_NAMES)
 
 
 def add_class_head(path: Path) -> str:
@@ -64,7 +67,7 @@ def test_a_classification_family_answers_the_class_and_probabilities(
 
 def test_a_classification_tier_over_the_protocol_returns_the_probability_tensor(
         classification_store, client_for):
-    body = {"inputs": [{"name": "features", "shape": [2, 38], "datatype": "FP32", "data": [0.0] * 76}]}
+    body = {"inputs": [{"name": "features", "shape": [2, F], "datatype": "FP32", "data": [0.0] * 2 * F}]}
     with client_for(classification_store) as c:
         meta = c.get("/v2/models/M1").json()
         out = c.post("/v2/models/M1/infer", json=body).json()

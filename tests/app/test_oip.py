@@ -9,7 +9,10 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from market.features import FEATURE_NAMES
 from models.store import read_current
+
+F = len(FEATURE_NAMES)
 
 
 def infer_body(x: np.ndarray, nested: bool = False) -> dict[str, object]:
@@ -28,7 +31,7 @@ def test_server_metadata_liveness_and_readiness(client):
 def test_model_metadata_gives_inputs_and_outputs_with_datatype_and_shape(client, manifest_data):
     meta = client.get("/v2/models/M2").json()
     assert meta == {"name": "M2", "versions": [manifest_data["family_id"]], "platform": "onnxruntime_onnx",
-                    "inputs": [{"name": "features", "datatype": "FP32", "shape": [-1, 38]}],
+                    "inputs": [{"name": "features", "datatype": "FP32", "shape": [-1, F]}],
                     "outputs": [{"name": "prediction", "datatype": "FP32", "shape": [-1, 1]}]}
     assert client.get("/v2/models/M2/ready").json() == {"name": "M2", "ready": True}
 
@@ -58,21 +61,21 @@ def test_infer_accepts_a_request_for_the_prediction_output(client, dataset):
 BAD = [
     ("wrong_input_name", lambda b: b["inputs"][0].update(name="x"), "features"),
     ("wrong_datatype", lambda b: b["inputs"][0].update(datatype="FP64"), "FP32"),
-    ("wrong_width", lambda b: b["inputs"][0].update(shape=[2, 19]), "[rows, 38]"),
-    ("data_count_mismatch", lambda b: b["inputs"][0].update(data=[0.0] * 75), "76"),
-    ("ragged_nested_data", lambda b: b["inputs"][0].update(data=[[0.0] * 38, [0.0] * 37]), "same length"),
+    ("wrong_width", lambda b: b["inputs"][0].update(shape=[2, 19]), f"[rows, {F}]"),
+    ("data_count_mismatch", lambda b: b["inputs"][0].update(data=[0.0] * (2 * F - 1)), str(2 * F)),
+    ("ragged_nested_data", lambda b: b["inputs"][0].update(data=[[0.0] * F, [0.0] * (F - 1)]), "same length"),
     ("nan_in_data", lambda b: b["inputs"][0]["data"].__setitem__(3, float("nan")), "finite"),
     ("string_in_data", lambda b: b["inputs"][0]["data"].__setitem__(3, "1.0"), "number"),
     ("beyond_float32", lambda b: b["inputs"][0]["data"].__setitem__(3, 1e39), "less than or equal"),
     ("no_inputs", lambda b: b.update(inputs=[]), "at least 1"),
     ("unknown_output", lambda b: b.update(outputs=[{"name": "logits"}]), "logits"),
-    ("zero_rows", lambda b: b["inputs"][0].update(shape=[0, 38], data=[]), "rows"),
+    ("zero_rows", lambda b: b["inputs"][0].update(shape=[0, F], data=[]), "rows"),
 ]
 
 
 @pytest.mark.parametrize(("change", "words"), [b[1:] for b in BAD], ids=[b[0] for b in BAD])
 def test_infer_rejects_a_bad_request_with_400_in_the_protocols_error_shape(client, change, words):
-    body = infer_body(np.zeros((2, 38), dtype=np.float32))
+    body = infer_body(np.zeros((2, F), dtype=np.float32))
     change(body)
     headers = {"content-type": "application/json"}
     r = client.post("/v2/models/M0/infer", content=json.dumps(body), headers=headers)
@@ -92,7 +95,7 @@ def test_an_unknown_model_is_404_in_the_protocols_error_shape(client, path):
 
 
 def test_infer_on_an_unknown_model_is_404(client):
-    r = client.post("/v2/models/M9/infer", json=infer_body(np.zeros((1, 38), dtype=np.float32)))
+    r = client.post("/v2/models/M9/infer", json=infer_body(np.zeros((1, F), dtype=np.float32)))
     assert r.status_code == 404 and "M9" in r.json()["error"]
 
 
@@ -102,8 +105,8 @@ def test_a_model_that_did_not_load_is_not_ready_and_refuses_inference(store_copy
     with client_for(store) as c:
         ready = c.get("/v2/models/M2/ready")
         server = c.get("/v2/health/ready")
-        infer = c.post("/v2/models/M2/infer", json=infer_body(np.zeros((1, 38), dtype=np.float32)))
-        other = c.post("/v2/models/M3/infer", json=infer_body(np.zeros((1, 38), dtype=np.float32)))
+        infer = c.post("/v2/models/M2/infer", json=infer_body(np.zeros((1, F), dtype=np.float32)))
+        other = c.post("/v2/models/M3/infer", json=infer_body(np.zeros((1, F), dtype=np.float32)))
     assert ready.status_code == 503 and "sha256" in ready.json()["error"]
     assert server.status_code == 503 and "M2" in server.json()["error"]
     assert infer.status_code == 503 and set(infer.json()) == {"error"}

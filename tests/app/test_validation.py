@@ -63,6 +63,8 @@ def crossed(body: Body) -> None:
 def some_taker_volume(body: Body) -> None:
     for c in body["candles"][:10]:
         c["taker_buy_volume"] = c["volume"] / 2
+    for c in body["candles"][10:]:
+        c.pop("taker_buy_volume", None)
 
 
 def field(name: str, value: Any) -> Callable[[Body], None]:

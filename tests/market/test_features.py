@@ -86,3 +86,52 @@ def test_feature_and_detector_code_import_no_torch():
     code = ("import sys, market.features, market.regime, market.dataset, market.sources;"
             "sys.exit(1 if 'torch' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def column(name):
+    return features.FEATURE_NAMES.index(name)
+
+
+def test_relative_volume_does_not_depend_on_the_volume_level(market):
+    c = market.candles[:300]
+    scaled = type(c)(c.ts, c.open, c.high, c.low, c.close, c.volume * 1000.0, c.taker_buy_volume * 1000.0)
+    a, b = features.compute(features.window_of(c)).x, features.compute(features.window_of(scaled)).x
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_order_flow_lags_are_the_taker_buy_shares_of_the_last_bars(market):
+    c = market.candles[:300]
+    x = features.compute(features.window_of(c)).x[0]
+    for k in range(features.N_LAGS):
+        share = 2 * c.taker_buy_volume[-1 - k] / c.volume[-1 - k] - 1
+        assert x[column(f"flow_lag{k}")] == pytest.approx(share, rel=1e-5)
+
+
+def test_har_components_are_log_mean_ranges_over_their_horizons(market):
+    c = market.candles[:300]
+    x = features.compute(features.window_of(c)).x[0]
+    rng = (c.high - c.low) / c.close
+    assert x[column("logrange_lag0")] == pytest.approx(np.log(rng[-1]), rel=1e-5)
+    for n in features.HAR_BARS:
+        assert x[column(f"logrange_mean{n}")] == pytest.approx(np.log(rng[-n:].mean()), rel=1e-5)
+
+
+@pytest.mark.parametrize(("iso", "hours", "weekday"), [
+    ("2024-01-01T00:00:00Z", 0.0, 0),  # a Monday, midnight
+    ("2024-06-15T18:30:00Z", 18.5, 5),  # a Saturday evening
+    ("1969-12-31T06:00:00Z", 6.0, 2),  # before the epoch: a Wednesday
+])
+def test_calendar_inputs_encode_time_of_day_and_weekday_of_the_last_bar(market, iso, hours, weekday):
+    import datetime as dt
+
+    last = int(dt.datetime.fromisoformat(iso).timestamp() * 1000)
+    c = market.candles[:features.WINDOW]
+    shifted = type(c)(c.ts - c.ts[-1] + last, c.open, c.high, c.low, c.close, c.volume, c.taker_buy_volume)
+    x = features.compute(features.window_of(shifted)).x[0]
+    tod, dow = 2 * np.pi * hours / 24, 2 * np.pi * weekday / 7
+    expected = [np.sin(tod), np.cos(tod), np.sin(dow), np.cos(dow)]
+    got = [x[column(n)] for n in ("tod_sin", "tod_cos", "dow_sin", "dow_cos")]
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    # Only the calendar moves with the clock.
+    rest = [i for i, n in enumerate(features.FEATURE_NAMES) if not n.startswith(("tod_", "dow_"))]
+    np.testing.assert_array_equal(x[rest], features.compute(features.window_of(c)).x[0][rest])

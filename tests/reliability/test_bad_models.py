@@ -25,7 +25,10 @@ import httpx
 import numpy as np
 import pytest
 
+from market.features import FEATURE_NAMES
 from models.store import CURRENT, MANIFEST, set_current
+
+F = len(FEATURE_NAMES)
 
 FALLBACK = {"M0": "M1", "M3": "M2"}  # the nearest available tier: larger neighbour first, else smaller
 PARTNER = {"M0": "M1", "M1": "M0", "M2": "M3", "M3": "M2"}  # a tier file with the same signature
@@ -57,15 +60,15 @@ def swapped(family_dir: Path, tier: str) -> None:
 
 
 def wrong_input_width(family_dir: Path, tier: str) -> None:
-    """A valid ONNX file with 37 input features instead of 38, whose sha256 the manifest is given:
+    """A valid ONNX file with one input feature fewer than the family, whose sha256 the manifest is given:
     only the shape check can catch it."""
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper, numpy_helper
 
-    weights = numpy_helper.from_array(np.ones((37, 1), dtype=np.float32), "w")
+    weights = numpy_helper.from_array(np.ones((F - 1, 1), dtype=np.float32), "w")
     graph = helper.make_graph(
         [helper.make_node("MatMul", ["features", "w"], ["prediction"])], "narrow",
-        [helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, 37])],
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, F - 1])],
         [helper.make_tensor_value_info("prediction", TensorProto.FLOAT, [None, 1])], [weights])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
@@ -83,7 +86,7 @@ FAULTS: list[tuple[str, Callable[[Path, str], None], str]] = [
     ("truncated", truncated, "sha256"),
     ("random_bytes", random_bytes, "sha256"),
     ("swapped_with_another_tier", swapped, "sha256"),
-    ("wrong_input_shape", wrong_input_width, "input features is tensor(float) [None, 37]"),
+    ("wrong_input_shape", wrong_input_width, f"input features is tensor(float) [None, {F - 1}]"),
 ]
 
 
@@ -99,7 +102,7 @@ def test_a_broken_tier_is_refused_alone_and_its_traffic_falls_back_to_the_neares
         v2_ready = c.get(f"/v2/models/{tier}/ready")
         server_ready = c.get("/v2/health/ready")
         infer = c.post(f"/v2/models/{tier}/infer", json={"inputs": [
-            {"name": "features", "shape": [1, 38], "datatype": "FP32", "data": [0.0] * 38}]})
+            {"name": "features", "shape": [1, F], "datatype": "FP32", "data": [0.0] * F}]})
         batch = c.post("/predict/batch", json=batch_body)
         single = c.post("/predict", json=batch_body["items"][0])
         metrics = c.get("/metrics").text

@@ -19,6 +19,9 @@ from typing import Any
 import pytest
 
 from app.registry import Family
+from market.features import FEATURE_NAMES
+
+F = len(FEATURE_NAMES)
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVING_PACKAGES = ("app", "models", "market")
@@ -89,7 +92,7 @@ def test_a_crash_inside_the_runtime_answers_500_without_trace_path_or_token(
         answers = [c.post("/predict", json=batch_body["items"][0]),
                    c.post("/predict/batch", json=batch_body),
                    c.post("/v2/models/M2/infer", json={"inputs": [
-                       {"name": "features", "shape": [1, 38], "datatype": "FP32", "data": [0.0] * 38}]})]
+                       {"name": "features", "shape": [1, F], "datatype": "FP32", "data": [0.0] * F}]})]
     for r in answers:
         assert r.status_code == 500, r.text
         sound(r.text)

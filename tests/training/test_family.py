@@ -31,7 +31,7 @@ def test_quick_family_has_every_tier_baseline_and_report_file(quick_store):
 
 def test_every_exported_model_loads_matches_its_hash_and_takes_any_batch_size(quick_store):
     family, manifest = load_current(quick_store)
-    rows = np.random.default_rng(0).normal(size=(5, 38)).astype(np.float32)
+    rows = np.random.default_rng(0).normal(size=(5, len(features.FEATURE_NAMES))).astype(np.float32)
     for tier in [*manifest.tiers, *manifest.baselines.values()]:
         assert sha256_file(family / tier.file) == tier.sha256
         assert tier.parity_max_abs_diff <= 1e-5, f"{tier.name}: parity {tier.parity_max_abs_diff}"
@@ -89,7 +89,8 @@ def test_quick_classification_family_with_the_checkpoint_curriculum_outputs_clas
     assert all(t.temperature is not None and t.temperature > 0 for t in manifest.tiers[1:])
     assert all(t.metrics.accuracy is not None and t.metrics.r2 is None for t in manifest.tiers)
     sess = ort.InferenceSession(str(family / "M3.onnx"), providers=["CPUExecutionProvider"])
-    (probs,) = sess.run(["prediction"], {"features": np.zeros((4, 38), dtype=np.float32)})
+    zeros = np.zeros((4, len(features.FEATURE_NAMES)), dtype=np.float32)
+    (probs,) = sess.run(["prediction"], {"features": zeros})
     assert probs.shape == (4, 3) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-6)
 
 
