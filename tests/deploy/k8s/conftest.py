@@ -1,11 +1,17 @@
 """Fixtures for deploy/k8s: every kustomization rendered with `kubectl kustomize`, read as `Manifests`.
 
-`overlay` is parametrised over the kustomizations that serve (pytest_generate_tests): for now the base.
+`overlay` is parametrised over the kustomizations that serve (pytest_generate_tests): the base and the
+KServe overlay; `kserve_overlay` over those with the InferenceService.
 The training Job's kustomization (deploy/k8s/train) is rendered beside them as `k8s["train"]`.
+
+An InferenceService is a custom resource no schema here knows, so `Manifests.serving()` also builds the
+Deployment that KServe's raw deployment mode makes of it (`kserve_deployment`), and the suite checks that
+one like the base's own.
 """
 
 from __future__ import annotations
 
+import copy
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -27,12 +33,14 @@ Object = dict[str, Any]
 
 def serving_overlays() -> dict[str, str]:
     """Name → kustomization directory below deploy/k8s."""
-    return {"base": "base"}
+    return {"base": "base", "kserve": "overlays/kserve"}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "overlay" in metafunc.fixturenames:
         metafunc.parametrize("overlay", list(serving_overlays()))
+    if "kserve_overlay" in metafunc.fixturenames:
+        metafunc.parametrize("kserve_overlay", [name for name in serving_overlays() if "kserve" in name])
 
 
 @pytest.fixture(scope="session")
@@ -72,11 +80,14 @@ class Manifests:
         return found[0]
 
     def serving(self) -> Object:
-        """The Deployment whose pods serve."""
+        """The Deployment whose pods serve: the rendered one, or the one KServe makes of the
+        InferenceService."""
+        if self.all("InferenceService"):
+            return kserve_deployment(self.one("InferenceService"))
         return self.one("Deployment")
 
     def container(self) -> Object:
-        """The serving container: the pod's first."""
+        """The serving container: the pod's first (KServe requires kserve-container to be it)."""
         return self.serving()["spec"]["template"]["spec"]["containers"][0]
 
     def environment(self, container: Object | None = None) -> dict[str, str | None]:
@@ -106,3 +117,48 @@ class PodSettings(Settings):
     def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: Source,
                                    **others: Source) -> tuple[Source, ...]:
         return (init_settings,)
+
+
+# What KServe's raw deployment mode makes of an InferenceService's predictor, from kserve's sources:
+# components/predictor.go (buildObjectMeta: pod labels), reconcilers/deployment/deployment_reconciler.go
+# (the Deployment and its selector) and webhook/admission/pod/storage_initializer_injector.go (a pvc://
+# STORAGE_URI is mounted, not copied, at /mnt/models, read-only by default).
+KSERVE_MODEL_MOUNT = "/mnt/models"
+# The predictor's fields that are not the pod's (PredictorSpec and ComponentExtensionSpec); the rest of
+# the predictor is a PodSpec, inline.
+KSERVE_PREDICTOR_FIELDS = frozenset({
+    "sklearn", "xgboost", "tensorflow", "pytorch", "triton", "onnx", "huggingface", "pmml", "lightgbm",
+    "paddle", "model", "storageUris", "storageContainerName", "workerSpec", "minReplicas", "maxReplicas",
+    "scaleTarget", "scaleMetric", "scaleMetricType", "autoScaling", "containerConcurrency", "timeout",
+    "canaryTrafficPercent", "logger", "batcher", "labels", "annotations", "deploymentStrategy"})
+
+
+def kserve_deployment(isvc: Object) -> Object:
+    name, predictor = isvc["metadata"]["name"], isvc["spec"]["predictor"]
+    component = f"{name}-predictor"
+    selector = {"app": f"isvc.{component}"}
+    labels = {**isvc["metadata"].get("labels", {}), **predictor.get("labels", {}),
+              "serving.kserve.io/inferenceservice": name, "component": "predictor", **selector}
+    pod_spec = mount_storage({key: value for key, value in predictor.items()
+                              if key not in KSERVE_PREDICTOR_FIELDS})
+    spec = {"replicas": predictor.get("minReplicas", 1), "selector": {"matchLabels": selector},
+            "template": {"metadata": {"labels": labels}, "spec": pod_spec}}
+    if "deploymentStrategy" in predictor:
+        spec["strategy"] = predictor["deploymentStrategy"]
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": component, "labels": labels},
+            "spec": spec}
+
+
+def mount_storage(pod_spec: Object) -> Object:
+    """The pod spec with kserve-container's pvc:// STORAGE_URI mounted as KServe's webhook does."""
+    pod_spec = copy.deepcopy(pod_spec)
+    for container in pod_spec["containers"]:
+        uri = next((v.get("value", "") for v in container.get("env", []) if v["name"] == "STORAGE_URI"), "")
+        if container["name"] == "kserve-container" and uri.startswith("pvc://"):
+            claim, _, sub_path = uri.removeprefix("pvc://").partition("/")
+            mount = {"name": "kserve-pvc-source", "mountPath": KSERVE_MODEL_MOUNT, "readOnly": True}
+            mount |= {"subPath": sub_path} if sub_path else {}
+            container.setdefault("volumeMounts", []).append(mount)
+            pod_spec.setdefault("volumes", []).append(
+                {"name": "kserve-pvc-source", "persistentVolumeClaim": {"claimName": claim}})
+    return pod_spec
