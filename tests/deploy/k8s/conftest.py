@@ -1,7 +1,8 @@
 """Fixtures for deploy/k8s: every kustomization rendered with `kubectl kustomize`, read as `Manifests`.
 
 `overlay` is parametrised over the kustomizations that serve (pytest_generate_tests): the base and the
-KServe overlay; `kserve_overlay` over those with the InferenceService.
+KServe overlay, and, once the service's settings have `grpc_port`, each of them with components/grpc;
+`kserve_overlay` over those with the InferenceService.
 The training Job's kustomization (deploy/k8s/train) is rendered beside them as `k8s["train"]`.
 
 An InferenceService is a custom resource no schema here knows, so `Manifests.serving()` also builds the
@@ -32,8 +33,12 @@ Object = dict[str, Any]
 
 
 def serving_overlays() -> dict[str, str]:
-    """Name → kustomization directory below deploy/k8s."""
-    return {"base": "base", "kserve": "overlays/kserve"}
+    """Name → kustomization directory below deploy/k8s (the with-grpc ones are written by `k8s`)."""
+    overlays = {"base": "base", "kserve": "overlays/kserve"}
+    # gRPC joins only when the service has the setting; before that TIERED_GRPC_PORT would name nothing.
+    if "grpc_port" in Settings.model_fields:
+        overlays |= {"base+grpc": "with-grpc/base", "kserve+grpc": "with-grpc/kserve"}
+    return overlays
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -53,9 +58,16 @@ def kubectl() -> str:
 
 
 @pytest.fixture(scope="session")
-def k8s(kubectl: str) -> dict[str, Manifests]:
-    """Every kustomization rendered."""
-    return {name: Manifests(name, render(kubectl, K8S / path))
+def k8s(kubectl: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Manifests]:
+    """Every kustomization rendered, from a copy of deploy/k8s (kustomize refuses absolute resource paths,
+    so the gRPC compositions are written beside the copy)."""
+    tree = tmp_path_factory.mktemp("deploy") / "k8s"
+    shutil.copytree(K8S, tree)
+    for name, path in {"base": "base", "kserve": "overlays/kserve"}.items():
+        (tree / "with-grpc" / name).mkdir(parents=True)
+        (tree / "with-grpc" / name / "kustomization.yaml").write_text(
+            f"resources: [../../{path}]\ncomponents: [../../components/grpc]\n")
+    return {name: Manifests(name, render(kubectl, tree / path))
             for name, path in {**serving_overlays(), "train": "train"}.items()}
 
 

@@ -54,7 +54,9 @@ def test_kserve_container_follows_the_custom_predictor_rules(isvc: Object, k8s: 
     assert {p.get("name", "") for p in ports} <= KNATIVE_PORT_NAMES, ports
     http, *others = ports
     assert http["containerPort"] == settings.port == 8080, f"HTTP on KServe's 8080: {http}"
-    assert not others, f"one port, for HTTP: {others}"
+    grpc_port = getattr(settings, "grpc_port", None)
+    expected = [{"name": "h2c", "containerPort": grpc_port, "protocol": "TCP"}] if grpc_port else []
+    assert others == expected, f"gRPC, when on, is one port named h2c on TIERED_GRPC_PORT: {others}"
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert set(container[probe]) - {"periodSeconds", "timeoutSeconds", "failureThreshold"} == {"httpGet"}
         assert container[probe]["httpGet"].get("port") == http["name"], (

@@ -128,7 +128,8 @@ def test_probes_ask_the_apps_health_routes_on_the_serving_port(k8s: Any, overlay
 def test_service_and_network_policy_open_the_serving_ports_and_nothing_else(k8s: Any, overlay: str) -> None:
     manifests = k8s[overlay]
     container, settings = manifests.container(), manifests.settings()
-    serving_ports = {settings.port}
+    grpc_port = getattr(settings, "grpc_port", None)  # a setting other work adds; None until it exists
+    serving_ports = {settings.port} | ({grpc_port} if grpc_port else set())
     assert {p["containerPort"] for p in container["ports"]} == serving_ports, container["ports"]
     policy = manifests.one("NetworkPolicy")["spec"]
     assert policy["policyTypes"] == ["Ingress"] and len(policy["ingress"]) == 1, policy
