@@ -1,7 +1,7 @@
 """POST /admin/reload to the server in this container, and say what it answered.
 
-deploy/rollout.sh runs this text inside each replica with `python -c`, so the token and port are read
-there and never appear on a command line. It exits
+deploy/rollout.sh (compose) and deploy/k8s/rollout.sh (Kubernetes) run this text inside each replica
+with `python -c`, so the token and port are read there and never appear on a command line. It exits
 non-zero, naming the status, when the server refuses the family (409), which stops the rollout. A
 reload reaches one uvicorn worker, so it refuses to run where TIERED_WORKERS is above 1: restart those.
 """

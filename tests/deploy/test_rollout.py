@@ -1,6 +1,6 @@
 """deploy/rollout.sh, run against a stand-in `docker` client (the process boundary, see conftest.py): it
 walks the api replicas one at a time and stops at the first one that does not take the new family. Also
-deploy/reload.py, the reload it runs inside each replica."""
+deploy/reload.py, the reload that it and deploy/k8s/rollout.sh run inside each replica."""
 
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ RELOAD = REPO / "deploy" / "reload.py"
 Rollout = Callable[..., tuple[subprocess.CompletedProcess[str], list[str]]]
 
 
-def test_rollout_is_valid_posix_shell() -> None:
-    subprocess.run(["sh", "-n", str(ROLLOUT)], check=True)
+@pytest.mark.parametrize("script", [ROLLOUT, REPO / "deploy" / "k8s" / "rollout.sh"], ids=["compose", "k8s"])
+def test_rollout_scripts_are_valid_posix_shell(script: Path) -> None:
+    subprocess.run(["sh", "-n", str(script)], check=True)
 
 
 def test_rollout_reloads_every_replica_in_turn_inside_its_container(rollout: Rollout) -> None:
