@@ -4,7 +4,8 @@
 #
 #   deploy/rollout.sh reload    POST /admin/reload inside each replica (default; no restart, the old
 #                               family serves until the new one is verified). Reaches one worker per
-#                               replica, so it assumes TIERED_WORKERS=1, the compose default.
+#                               replica, so it refuses replicas with TIERED_WORKERS above 1 (the
+#                               compose default is 1).
 #   deploy/rollout.sh restart   restart each replica and wait until it is healthy again (any worker count).
 #
 # Run it from the directory holding docker-compose.yml. The token is read inside each container, so it
@@ -20,13 +21,7 @@ containers="$(docker compose ps -q api)"
 [ -n "$containers" ] || { echo "rollout: no running api replica (docker compose up first)" >&2; exit 1; }
 
 # Runs inside the container (the slim image has Python, not curl); a 409 (family refused) stops the loop.
-reload='import os, sys, urllib.error, urllib.request as r
-url = "http://127.0.0.1:" + os.environ["TIERED_PORT"] + "/admin/reload"
-auth = {"Authorization": "Bearer " + os.environ["TIERED_ADMIN_TOKEN"]}
-try:
-    print(r.urlopen(r.Request(url, method="POST", headers=auth), timeout=300).read().decode())
-except urllib.error.HTTPError as e:
-    sys.exit(f"rollout: reload refused ({e.code}): {e.read().decode()}")'
+reload="$(cat "$(dirname "$0")/reload.py")"
 
 for container in $containers; do
     case "$mode" in

@@ -1,5 +1,5 @@
 """Fixtures for the deploy checks: the repo's Dockerfile read into stages, docker-compose.yml parsed, and
-deploy/rollout.sh run against a stand-in `docker` client.
+deploy/rollout.sh and deploy/k8s/rollout.sh run against stand-in `docker` and `kubectl` clients.
 
 There is no Docker engine here, so the deploy files are checked by reading them. A stage is a list of
 (KEYWORD, arguments) pairs in file order, its FROM first; continuation lines are joined and comments
@@ -139,26 +139,70 @@ esac
 exit 0
 """
 
-Rollout = Callable[..., tuple[subprocess.CompletedProcess[str], list[str]]]
+# The same for `kubectl`: a Deployment's selector is STUB_SELECTOR (go-template form), its running pods
+# $STUB_PODS, `rollout status` exits with $STUB_STATUS; `exec POD -c C -- CMD...` fails for the pods in
+# $STUB_REFUSE (as a refused reload does) and otherwise runs CMD here when $STUB_EXEC is "run".
+STUB_KUBECTL = """#!/bin/sh
+printf '%s' "$*" | tr '\\n' ' ' >> "$STUB_CALLS" && echo >> "$STUB_CALLS"
+[ "$1" = --namespace ] && shift 2
+case "$1" in
+    get) case "$2" in
+            deployment/*) printf '%s' "$STUB_SELECTOR" ;;
+            pods) for p in $STUB_PODS; do echo "pod/$p"; done ;;
+         esac ;;
+    rollout) [ "$2" = status ] && exit "$STUB_STATUS" ;;
+    exec) pod="${2#pod/}"; shift 5
+          case " $STUB_REFUSE " in *" $pod "*) echo "rollout: reload refused (409)" >&2; exit 1 ;; esac
+          [ "$STUB_EXEC" = run ] && exec "$@" ;;
+esac
+exit 0
+"""
+
+Ran = tuple[subprocess.CompletedProcess[str], list[str]]  # the script's result and the client's calls
+Rollout = Callable[..., Ran]
+
+
+def stubbed(tmp_path: Path, client: str, stub: str, script: Path) -> Rollout:
+    """Runs `script` with a stand-in `client` first on PATH; each run returns the result and the client's
+    calls. Keyword arguments become the stub's STUB_* variables; `env` replaces the inherited environment."""
+    stub_dir = tmp_path / f"{client}-stub"
+    stub_dir.mkdir()
+    (stub_dir / client).write_text(stub)
+    (stub_dir / client).chmod(0o755)
+    calls = tmp_path / f"{client}-calls.txt"
+
+    def run(*args: str, env: dict[str, str] | None = None, **stub_env: str) -> Ran:
+        calls.write_text("")
+        base = dict(os.environ if env is None else env)
+        full_env = {**base, "PATH": f"{stub_dir}{os.pathsep}{base.get('PATH', '')}", "STUB_CALLS": str(calls),
+                    **{f"STUB_{name.upper()}": value for name, value in stub_env.items()}}
+        result = subprocess.run(["sh", str(script), *args], capture_output=True, text=True, env=full_env,
+                                cwd=REPO, check=False, timeout=600)
+        return result, calls.read_text().splitlines()
+
+    return run
 
 
 @pytest.fixture
 def rollout(tmp_path: Path) -> Rollout:
     """Runs deploy/rollout.sh with a stub `docker` first on PATH; returns the result and the docker calls."""
-    stub_dir = tmp_path / "docker-stub"
-    stub_dir.mkdir()
-    (stub_dir / "docker").write_text(STUB_DOCKER)
-    (stub_dir / "docker").chmod(0o755)
-    calls = tmp_path / "docker-calls.txt"
+    run = stubbed(tmp_path, "docker", STUB_DOCKER, REPO / "deploy" / "rollout.sh")
 
-    def run(*args: str, health: str = "healthy", containers: str = "c1 c2", exec_mode: str = "record",
-            env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess[str], list[str]]:
-        calls.write_text("")
-        base = dict(os.environ if env is None else env)
-        full_env = {**base, "PATH": f"{stub_dir}{os.pathsep}{base.get('PATH', '')}", "STUB_CALLS": str(calls),
-                    "STUB_CONTAINERS": containers, "STUB_HEALTH": health, "STUB_EXEC": exec_mode}
-        result = subprocess.run(["sh", str(REPO / "deploy" / "rollout.sh"), *args], capture_output=True,
-                                text=True, env=full_env, cwd=REPO, check=False, timeout=600)
-        return result, calls.read_text().splitlines()
+    def with_defaults(*args: str, health: str = "healthy", containers: str = "c1 c2",
+                      exec_mode: str = "record", env: dict[str, str] | None = None) -> Ran:
+        return run(*args, env=env, health=health, containers=containers, exec=exec_mode)
 
-    return run
+    return with_defaults
+
+
+@pytest.fixture
+def k8s_rollout(tmp_path: Path) -> Rollout:
+    """Runs deploy/k8s/rollout.sh with a stub `kubectl` first on PATH; returns the result and its calls."""
+    run = stubbed(tmp_path, "kubectl", STUB_KUBECTL, REPO / "deploy" / "k8s" / "rollout.sh")
+
+    def with_defaults(*args: str, pods: str = "p1 p2", refuse: str = "", status: str = "0",
+                      exec_mode: str = "record", env: dict[str, str] | None = None) -> Ran:
+        return run(*args, env=env, pods=pods, refuse=refuse, status=status, exec=exec_mode,
+                   selector="app.kubernetes.io/component=serve,app.kubernetes.io/name=tiered,")
+
+    return with_defaults

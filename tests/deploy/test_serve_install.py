@@ -1,9 +1,9 @@
 """The serve image's install, replayed without Docker: the builder's sources built into a wheel, the wheel
 installed without extras into a fresh virtual environment, then the image's command run from there.
 
-It proves the service installs and answers /readyz without torch, and that deploy/rollout.sh's reload
-works against it. It needs the package registry (the fresh environment installs the serving
-dependencies; pip's cache makes it quick).
+It proves the service installs and answers /readyz without torch, and that the reload of deploy/rollout.sh
+and of deploy/k8s/rollout.sh works against it and stops at a family it refuses. It needs the package
+registry (the fresh environment installs the serving dependencies; pip's cache makes it quick).
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from models.store import set_current
 
 REPO = Path(__file__).resolve().parents[2]
 READY_SECONDS = 60.0
@@ -95,10 +97,20 @@ def wait_until_ready(url: str, server: subprocess.Popen[bytes]) -> int | None:
         return None
 
 
+def move_current_to_a_broken_copy(store: Path, family_dir: Path) -> None:
+    """A new family whose M2 file no longer matches its manifest's sha256, made CURRENT."""
+    broken = store / "fam-broken"
+    shutil.copytree(family_dir, broken)
+    (broken / "M2.onnx").write_bytes(b"not an onnx graph")
+    set_current(store, broken.name)
+
+
 @pytest.mark.slow
 def test_serve_stage_install_has_no_torch_and_answers_readyz(
-        serve_command: tuple[str, ...], tmp_path: Path, quick_store: Path, builder_sources: list[str],
-        in_build_context: Callable[[str], bool], serve_chain: list[Instruction], rollout: Rollout) -> None:
+        serve_command: tuple[str, ...], tmp_path: Path, store_copy: tuple[Path, Path],
+        builder_sources: list[str], in_build_context: Callable[[str], bool], serve_chain: list[Instruction],
+        rollout: Rollout, k8s_rollout: Rollout) -> None:
+    store, family_dir = store_copy
     context = copy_build_context(builder_sources, in_build_context, tmp_path / "context")
     venv, dist = tmp_path / "venv", tmp_path / "dist"
     bin_dir = venv / "bin"
@@ -115,7 +127,7 @@ def test_serve_stage_install_has_no_torch_and_answers_readyz(
     assert torch.stdout.strip() == "None", f"torch is importable in the serving install: {torch.stdout}"
 
     port = free_port()
-    env = serving_env(serve_chain, bin_dir, quick_store, port)
+    env = serving_env(serve_chain, bin_dir, store, port)
     log_path = tmp_path / "serve.log"
     with log_path.open("wb") as log:
         # cwd outside the repo, so nothing is imported from the checkout instead of the installed wheel.
@@ -128,6 +140,16 @@ def test_serve_stage_install_has_no_torch_and_answers_readyz(
             reloaded, _ = rollout("reload", containers="replica-1", exec_mode="run", env=env)
             assert reloaded.returncode == 0 and '"family_id"' in reloaded.stdout, (
                 f"rollout.sh reload:\n{reloaded.stdout}{reloaded.stderr}\n{log_path.read_text()}")
+            # deploy/k8s/rollout.sh's reload, as inside each pod: taken, then a family the server refuses
+            # stops the rollout at the first pod, the second untouched.
+            reloaded, _ = k8s_rollout("reload", pods="pod-1", exec_mode="run", env=env)
+            assert reloaded.returncode == 0 and '"family_id"' in reloaded.stdout, reloaded.stderr
+            move_current_to_a_broken_copy(store, family_dir)
+            refused, calls = k8s_rollout("reload", pods="pod-1 pod-2", exec_mode="run", env=env)
+            assert refused.returncode == 1 and "reload refused (409)" in refused.stderr, refused.stderr
+            assert "family_refused" in refused.stderr and "M2.onnx has sha256" in refused.stderr, (
+                refused.stderr)
+            assert [call.split()[1] for call in calls if call.startswith("exec")] == ["pod/pod-1"], calls
             server.send_signal(signal.SIGTERM)
             code = server.wait(timeout=30)
             assert code == 0, f"{serve_command} exited with {code} on SIGTERM:\n{log_path.read_text()}"
