@@ -1,12 +1,13 @@
 """Run benchmarks and rewrite BENCHMARKS.md from their tables.
 
-    python -m bench                   all four, full size (make bench; tens of minutes on 2 cores)
+    python -m bench                   all of them, full size (make bench; tens of minutes on 2 cores)
     python -m bench serve routing     only these; the other sections come from their last full run
     python -m bench --render          no run: rewrite BENCHMARKS.md from the results saved last time
-    python -m bench --quick           all four, tiny (what the suite checks); BENCHMARKS.md left alone
+    python -m bench --quick           all of them, tiny (what the suite checks); BENCHMARKS.md left alone
 
 Each section is rendered from the JSON its benchmark wrote to bench/results/, so the document always
-shows the figures of a real, full run, with the command that reruns it.
+shows the figures of a real, full run, with the command that reruns it. bench/results/ is not in git:
+where a benchmark has no full result on this machine, its section is kept as the document had it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import argparse
 import datetime as dt
 import importlib
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -22,7 +24,7 @@ from typing import Any
 
 from bench.common import RESULTS, ROOT, machine, write_result
 
-NAMES = ("serve", "distill", "routing", "parity_curriculum")
+NAMES = ("serve", "distill", "routing", "parity_curriculum", "hysteresis")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         print(f"(quick run: {args.doc.name} left as it is)", file=sys.stderr)
         return 0
-    args.doc.write_text(render(args.out))
+    previous = args.doc.read_text() if args.doc.exists() else ""
+    args.doc.write_text(render(args.out, sections(previous)))
     print(f"wrote {args.doc}", file=sys.stderr)
     return 0
 
@@ -58,7 +61,13 @@ def run_one(name: str, quick: bool, out: Path) -> dict[str, Any]:
     return result
 
 
-def render(out: Path) -> str:
+def sections(document: str) -> dict[str, str]:
+    """The text of each `## name` section of a rendered document, heading included."""
+    parts = re.split(r"^(?=## )", document, flags=re.MULTILINE)
+    return {part.split(None, 2)[1]: part.rstrip("\n") + "\n" for part in parts if part.startswith("## ")}
+
+
+def render(out: Path, kept: dict[str, str] | None = None) -> str:
     m = machine()
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     parts = [
@@ -67,13 +76,14 @@ def render(out: Path) -> str:
         "benchmark's last full run (`bench/results/*.json`, which also record the machine).\n",
         f"Machine: {m['cpu'] or 'unknown CPU'}, {m['cores']} cores, {m['memory_gib']} GiB; Python "
         f"{m['python']}, numpy {m['numpy']}, onnxruntime {m['onnxruntime']}.\n",
-        "`make bench` reruns all four; each section's command reruns one and rewrites its section.\n",
+        "`make bench` reruns them all; each section's command reruns one and rewrites its section.\n",
     ]
     for name in NAMES:
         path = out / f"{name}.json"
         result = json.loads(path.read_text()) if path.exists() else None
         if result is None or result.get("quick"):
-            parts.append(f"## {name}\n\nNo full run recorded yet: `python -m bench {name}`.\n")
+            missing = f"## {name}\n\nNo full run recorded yet: `python -m bench {name}`.\n"
+            parts.append((kept or {}).get(name, missing))
             continue
         module = importlib.import_module(f"bench.{name}")
         took = f", {result['seconds'] / 60:.1f} min" if "seconds" in result else ""
