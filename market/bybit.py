@@ -3,6 +3,7 @@
     with BybitClient() as bybit:
         candles = bybit.klines("BTCUSDT", "5", start_ms, end_ms)   # closed bars, oldest first
         book = bybit.orderbook("BTCUSDT")
+        candles = await bybit.klines_async(...)   # from async code (the live feed's backfill)
 
 What the API does that this module absorbs (see shared/data/bybit/BYBIT_V5_NOTES.md):
 - `/v5/market/kline` returns at most 1000 bars per call, newest first, every number a string, and
@@ -15,12 +16,17 @@ What the API does that this module absorbs (see shared/data/bybit/BYBIT_V5_NOTES
   HTTP 403 is the IP ban ("access too frequent", lifted after about 10 minutes): one long pause,
   then one more try. Anything else raises `ExchangeError` at once.
 
+From async code, `klines_async` runs the same paging and retries in a worker thread, so the event
+loop never waits on the exchange; a caller that must be able to stop it passes a `sleep` that
+returns early or raises (the live feed does).
+
 `ExchangeError.code` is Bybit's retCode, the HTTP status when HTTP itself failed, or -1 when no
 usable answer arrived (network failure, a body that is not the documented shape).
 """
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import os
 import re
@@ -100,6 +106,11 @@ class BybitClient:
         order = sorted(bars)
         values = np.array([bars[ts] for ts in order], dtype=np.float64).reshape(-1, 5)
         return Candles.from_arrays(order, *values.T).validate()
+
+    async def klines_async(self, symbol: str, interval: str, start_ms: int, end_ms: int,
+                           category: str = "linear") -> Candles:
+        """`klines` for async code: the requests and the waits between retries run in a worker thread."""
+        return await asyncio.to_thread(self.klines, symbol, interval, start_ms, end_ms, category)
 
     def orderbook(self, symbol: str, category: str = "linear", limit: int = 25) -> Book:
         body = self._get("/v5/market/orderbook", {"category": category, "symbol": symbol, "limit": limit})

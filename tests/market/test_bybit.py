@@ -5,7 +5,9 @@ as strings in the ccxt captures and as integers from the real API); the transpor
 `httpx.MockTransport`, so nothing here touches the network.
 """
 
+import asyncio
 import json
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -126,6 +128,24 @@ def test_paging_across_three_pages_yields_one_gap_free_series(ret_code):
     assert len(fake.requests) == 3
     ends = [int(r.url.params["end"]) for r in fake.requests]
     assert ends[1:] == [DEC_1 + 1500 * FIVE_MIN - 1, DEC_1 + 500 * FIVE_MIN - 1]  # oldest startTime - 1
+
+
+def test_klines_async_pages_in_a_worker_thread_and_gives_the_same_series():
+    fake = FakeKlines(kline_rows(DEC_1, 1500, FIVE_MIN), server_time=DEC_1 + 3000 * FIVE_MIN)
+    threads: set[str] = set()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        threads.add(threading.current_thread().name)
+        return fake(request)
+
+    async def both() -> tuple:
+        with client(handler, []) as bybit:
+            later = await bybit.klines_async("BTCUSDT", "5", DEC_1, DEC_1 + 1499 * FIVE_MIN)
+            return later, bybit.klines("BTCUSDT", "5", DEC_1, DEC_1 + 1499 * FIVE_MIN)
+
+    later, now = asyncio.run(both())
+    assert np.array_equal(later.ts, now.ts) and np.array_equal(later.close, now.close) and len(later) == 1500
+    assert len(threads) == 2 and threading.main_thread().name in threads  # one call ran off the loop's thread
 
 
 def test_overlapping_pages_are_deduplicated():
