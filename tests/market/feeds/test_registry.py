@@ -10,18 +10,51 @@ import sys
 import pytest
 
 from market.candles import Candles
-from market.feeds import BarClosed, Feed, FeedState, Outbox, StateChanged, open_feed
+from market.feeds import BarClosed, BybitFeed, Feed, FeedOptions, FeedState, Outbox, StateChanged, open_feed
+from market.feeds.bybit import MAINNET_REST, MAINNET_WS, BybitSettings
 from tests.market.feeds.conftest import run
+
+
+@pytest.mark.parametrize(("spec", "canonical", "url"), [
+    ("bybit:linear:BTCUSDT:1", "bybit:linear:BTCUSDT:1", f"{MAINNET_WS}/linear"),
+    ("bybit:spot:ethusdt:5m", "bybit:spot:ETHUSDT:5", f"{MAINNET_WS}/spot"),
+    ("bybit:inverse:BTCUSD:1h", "bybit:inverse:BTCUSD:60", f"{MAINNET_WS}/inverse"),
+    ("bybit:linear:BTCUSDT:D", "bybit:linear:BTCUSDT:D", f"{MAINNET_WS}/linear"),
+])
+def test_bybit_specs_name_category_symbol_and_interval_with_mainnet_defaults(spec, canonical, url):
+    feed = open_feed(spec)
+    assert isinstance(feed, BybitFeed) and feed.spec == canonical and feed.url == url
+    assert feed.rest is not None and feed.settings.rest_url == MAINNET_REST
+    assert feed.status().state.status == "connecting"
+
+
+def test_endpoints_and_capacity_come_from_the_options():
+    options = FeedOptions(capacity=64, bybit=BybitSettings(ws_url="ws://127.0.0.1:9/v5/public/",
+                                                           rest_url="http://127.0.0.1:9"))
+    feed = open_feed("bybit:linear:BTCUSDT:5", options)
+    assert isinstance(feed, BybitFeed)
+    assert feed.url == "ws://127.0.0.1:9/v5/public/linear" and feed.track.window.capacity == 64
+    assert (feed.kline_topic, feed.book_topic) == ("kline.5.BTCUSDT", "orderbook.1.BTCUSDT")
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("kafka:topic", "unknown feed 'kafka:topic'; use bybit:CATEGORY:SYMBOL:INTERVAL"),
+    ("bybit", "unknown feed"),
+    ("bybit:linear:BTCUSDT", "is not CATEGORY:SYMBOL:INTERVAL"),
+    ("bybit:linear::1", "is not CATEGORY:SYMBOL:INTERVAL"),
+    ("bybit:option:BTCUSDT:1", "category 'option' is not one of linear, spot, inverse"),
+    ("bybit:linear:BTC-USDT:1", "must be letters and digits"),
+    ("bybit:linear:BTCUSDT:7", "interval '7' is not one Bybit serves"),
+    ("replay:", "does not exist"),
+])
+def test_a_bad_spec_is_refused_naming_the_form_to_use(spec, message):
+    with pytest.raises(ValueError, match=message):
+        open_feed(spec)
 
 
 def bar_event(ts: int) -> BarClosed:
     bar = Candles.from_arrays([ts], [1.0], [1.0], [1.0], [1.0], [1.0])
     return BarClosed("X", bar, bar, None, False, 0.0)
-
-
-def test_an_unknown_kind_of_feed_is_refused_naming_the_forms():
-    with pytest.raises(ValueError, match="unknown feed 'kafka:topic'; use replay"):
-        open_feed("kafka:topic")
 
 
 def test_a_full_outbox_drops_the_oldest_event_and_counts_it():
