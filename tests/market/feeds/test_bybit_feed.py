@@ -5,6 +5,9 @@ and a hole REST cannot fill degrades the symbol until it is mended."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import numpy as np
 import pytest
 
@@ -32,6 +35,15 @@ def feed_on(exchange: Exchange, symbol: str = "BTCUSDT", outbox: Outbox | None =
                      clock=exchange.clock, outbox=outbox)
 
 
+@asynccontextmanager
+async def following(**settings) -> AsyncIterator[tuple[Exchange, BybitFeed, Reader]]:
+    """The exchange with HISTORY bars closed, and a feed on BTCUSDT that has gone live."""
+    async with Exchange({"BTCUSDT": BTC}, HISTORY) as exchange, feed_on(exchange, **settings) as feed:
+        reader = Reader(feed)
+        await reader.state(feed, lambda s: s.status == "live")
+        yield exchange, feed, reader
+
+
 def ts_of(bars) -> list[int]:
     return [int(b.bar.ts[0]) for b in bars]
 
@@ -56,9 +68,7 @@ def assert_each_event_carries_its_full_window(bars) -> None:
 
 def test_closed_bars_flow_to_the_consumer_in_order_after_a_warm_window():
     async def scenario():
-        async with Exchange({"BTCUSDT": BTC}, HISTORY) as exchange, feed_on(exchange) as feed:
-            reader = Reader(feed)
-            await reader.state(feed, lambda s: s.status == "live")
+        async with following() as (exchange, feed, reader):
             assert_window_is_exchange_bars(feed, HISTORY)  # the warm-up: REST, no events
             await exchange.subscribed("orderbook.1.BTCUSDT")
             await exchange.push("orderbook.1.BTCUSDT", book_frame("BTCUSDT", "snapshot", [("99.9", "3")],
@@ -80,58 +90,45 @@ def test_closed_bars_flow_to_the_consumer_in_order_after_a_warm_window():
     assert status.spec == "bybit:linear:BTCUSDT:1" and status.interval_ms == 60_000
 
 
-def test_a_disconnect_mid_stream_reconnects_and_backfills_every_missed_bar():
+async def cut(exchange: Exchange) -> None:
+    await exchange.disconnect()  # mid-stream, without a close frame
+
+
+async def mute(exchange: Exchange) -> None:
+    exchange.silence()  # the connection stays open; nothing comes back, not even a pong
+
+
+@pytest.mark.parametrize(("outage", "why"), [(cut, "connection closed"), (mute, "no pong within 0.3 s")],
+                         ids=["disconnect", "silent server"])
+def test_an_outage_ends_in_a_reconnect_and_a_backfill_with_no_bar_missing(outage, why):
+    before, during, after = 3, 4, 2
+
     async def scenario():
-        async with Exchange({"BTCUSDT": BTC}, HISTORY) as exchange, feed_on(exchange) as feed:
-            reader = Reader(feed)
-            await reader.state(feed, lambda s: s.status == "live")
-            await exchange.publish("BTCUSDT", 3)
-            await reader.bars_until(3)
-            await exchange.disconnect()
-            await exchange.publish("BTCUSDT", 4, push=False)  # closed while the feed is away: REST has them
-            await reader.bars_until(7)
+        async with following() as (exchange, feed, reader):
+            await exchange.publish("BTCUSDT", before)
+            await reader.bars_until(before)
+            await outage(exchange)
+            await exchange.publish("BTCUSDT", during, push=False)  # closed while the feed hears nothing
+            await reader.bars_until(before + during)
             await exchange.subscribed(KLINE)
-            await exchange.publish("BTCUSDT", 3)
-            return feed, await reader.bars_until(10), reader
+            await exchange.publish("BTCUSDT", after)
+            return feed, await reader.bars_until(before + during + after), reader
 
     feed, bars, reader = run(scenario())
-    assert ts_of(bars) == expected_ts(HISTORY, HISTORY + 10)
-    assert [b.backfilled for b in bars] == [False] * 3 + [True] * 4 + [False] * 3
+    total = before + during + after
+    assert ts_of(bars) == expected_ts(HISTORY, HISTORY + total)
+    assert [b.backfilled for b in bars] == [False] * before + [True] * during + [False] * after
     assert_each_event_carries_its_full_window(bars)
-    assert_window_is_exchange_bars(feed, HISTORY + 10)
+    assert_window_is_exchange_bars(feed, HISTORY + total)
     counters = feed.status().counters
-    assert counters.reconnects >= 1 and counters.backfills >= 2 and counters.backfilled == 4
-    assert any(s.status == "connecting" and "reconnecting" in s.reason for s in reader.states)
+    assert counters.reconnects >= 1 and counters.backfills >= 2 and counters.backfilled == during
+    assert any(s.status == "connecting" and why in s.reason for s in reader.states), reader.states
     assert reader.states[-1].status == "live"
-
-
-def test_a_silent_server_without_pong_is_dropped_and_the_feed_reconnects_and_backfills():
-    async def scenario():
-        async with Exchange({"BTCUSDT": BTC}, HISTORY) as exchange, feed_on(exchange) as feed:
-            reader = Reader(feed)
-            await reader.state(feed, lambda s: s.status == "live")
-            await exchange.publish("BTCUSDT", 2)
-            await reader.bars_until(2)
-            exchange.silence()  # the connection stays open; nothing comes back, not even a pong
-            await exchange.publish("BTCUSDT", 3, push=False)
-            await reader.bars_until(5)
-            await exchange.subscribed(KLINE)
-            await exchange.publish("BTCUSDT", 2)
-            return feed, await reader.bars_until(7), reader
-
-    feed, bars, reader = run(scenario())
-    assert ts_of(bars) == expected_ts(HISTORY, HISTORY + 7)
-    assert [b.backfilled for b in bars] == [False] * 2 + [True] * 3 + [False] * 2
-    assert_each_event_carries_its_full_window(bars)
-    assert any("no pong within 0.3 s" in s.reason for s in reader.states)
-    assert_window_is_exchange_bars(feed, HISTORY + 7)
 
 
 def test_a_subscription_that_goes_silent_while_pongs_continue_is_a_dead_connection():
     async def scenario():
-        async with Exchange({"BTCUSDT": BTC}, HISTORY) as exchange, feed_on(exchange, silence=0.3) as feed:
-            reader = Reader(feed)
-            await reader.state(feed, lambda s: s.status == "live")
+        async with following(silence=0.3) as (_, feed, reader):
             return await reader.state(feed, lambda s: "went silent" in s.reason)
 
     assert "no kline push for" in run(scenario()).reason
@@ -175,9 +172,7 @@ def test_a_rejected_book_topic_degrades_the_symbol_but_bars_still_flow():
 
 def test_malformed_non_numeric_invalid_out_of_order_and_duplicate_frames_are_dropped_and_counted():
     async def scenario():
-        async with Exchange({"BTCUSDT": BTC}, HISTORY) as exchange, feed_on(exchange) as feed:
-            reader = Reader(feed)
-            await reader.state(feed, lambda s: s.status == "live")
+        async with following() as (exchange, feed, reader):
             await exchange.publish("BTCUSDT", 1)
             await reader.bars_until(1)
             next_bar, old_bar = BTC[HISTORY + 1:HISTORY + 2], BTC[HISTORY - 5:HISTORY - 4]
@@ -210,9 +205,7 @@ def test_malformed_non_numeric_invalid_out_of_order_and_duplicate_frames_are_dro
 
 def test_a_missed_bar_is_a_gap_filled_over_rest_before_the_next_bar():
     async def scenario():
-        async with Exchange({"BTCUSDT": BTC}, HISTORY) as exchange, feed_on(exchange) as feed:
-            reader = Reader(feed)
-            await reader.state(feed, lambda s: s.status == "live")
+        async with following() as (exchange, feed, reader):
             await exchange.publish("BTCUSDT", 1)
             await exchange.publish("BTCUSDT", 2, push=False)  # two confirm frames lost
             await exchange.publish("BTCUSDT", 1)
@@ -228,9 +221,7 @@ def test_a_missed_bar_is_a_gap_filled_over_rest_before_the_next_bar():
 
 def test_a_gap_rest_cannot_fill_degrades_the_symbol_until_a_later_bar_mends_it():
     async def scenario():
-        async with Exchange({"BTCUSDT": BTC}, HISTORY) as exchange, feed_on(exchange) as feed:
-            reader = Reader(feed)
-            await reader.state(feed, lambda s: s.status == "live")
+        async with following() as (exchange, feed, reader):
             exchange.rest_error = 10001
             await exchange.publish("BTCUSDT", 2, push=False)
             await exchange.publish("BTCUSDT", 1)
