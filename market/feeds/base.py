@@ -76,7 +76,8 @@ class Feed(ABC):
 
     async def stop(self, reason: str = "stopped") -> None:
         self._stop_reason = reason
-        if self._task is None:
+        if self._task is None:  # never started: release what it holds all the same
+            await self.close()
             self._finish()
             return
         self._task.cancel()

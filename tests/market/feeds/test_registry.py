@@ -26,6 +26,8 @@ def test_bybit_specs_name_category_symbol_and_interval_with_mainnet_defaults(spe
     assert isinstance(feed, BybitFeed) and feed.spec == canonical and feed.url == url
     assert feed.rest is not None and feed.settings.rest_url == MAINNET_REST
     assert feed.status().state.status == "connecting"
+    run(feed.stop())  # never started: stopping still closes its REST client
+    assert feed.rest._http.is_closed and feed.status().state.status == "stopped"
 
 
 def test_endpoints_and_capacity_come_from_the_options():
@@ -35,6 +37,7 @@ def test_endpoints_and_capacity_come_from_the_options():
     assert isinstance(feed, BybitFeed)
     assert feed.url == "ws://127.0.0.1:9/v5/public/linear" and feed.track.window.capacity == 64
     assert (feed.kline_topic, feed.book_topic) == ("kline.5.BTCUSDT", "orderbook.1.BTCUSDT")
+    run(feed.stop())
 
 
 @pytest.mark.parametrize(("spec", "message"), [
