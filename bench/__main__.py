@@ -1,9 +1,9 @@
 """Run benchmarks and rewrite BENCHMARKS.md from their tables.
 
-    python -m bench                   all four, full size (make bench; tens of minutes on 2 cores)
+    python -m bench                   all five, full size (make bench; tens of minutes on 2 cores)
     python -m bench serve routing     only these; the other sections come from their last full run
     python -m bench --render          no run: rewrite BENCHMARKS.md from the results saved last time
-    python -m bench --quick           all four, tiny (what the suite checks); BENCHMARKS.md left alone
+    python -m bench --quick           all five, tiny (what the suite checks); BENCHMARKS.md left alone
 
 Each section is rendered from the JSON its benchmark wrote to bench/results/, so the document always
 shows the figures of a real, full run, with the command that reruns it.
@@ -22,7 +22,7 @@ from typing import Any
 
 from bench.common import RESULTS, ROOT, machine, write_result
 
-NAMES = ("serve", "distill", "routing", "parity_curriculum")
+NAMES = ("serve", "distill", "routing", "parity_curriculum", "targets")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,7 +67,7 @@ def render(out: Path) -> str:
         "benchmark's last full run (`bench/results/*.json`, which also record the machine).\n",
         f"Machine: {m['cpu'] or 'unknown CPU'}, {m['cores']} cores, {m['memory_gib']} GiB; Python "
         f"{m['python']}, numpy {m['numpy']}, onnxruntime {m['onnxruntime']}.\n",
-        "`make bench` reruns all four; each section's command reruns one and rewrites its section.\n",
+        "`make bench` reruns all five; each section's command reruns one and rewrites its section.\n",
     ]
     for name in NAMES:
         path = out / f"{name}.json"
