@@ -49,7 +49,7 @@ class TargetSection(Strict):
     name: str
     horizon: int = Field(ge=1, description="bars ahead the target looks")
     units: str
-    kind: Literal["regression", "classes"]
+    kind: str = Field(description="how training treats it (training/kinds): regression or classes")
     classes: list[str] | None = None  # kind classes: the output columns are these classes' probabilities
     description: str
     params: dict[str, float] = Field(description="fitted on the training split (e.g. the flat band)")

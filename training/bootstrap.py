@@ -9,10 +9,10 @@ models, regimes and resamples cost well under a second. Models are resampled wit
 differences are paired.
 
 The block length follows Politis & White (2004, with the correction of Patton, Politis & White 2009)
-on the series whose uncertainty matters (the per-row loss difference between two models), never below
-the target's horizon (labels over h bars share h − 1 bars), and never so short that the split has more
-than `MAX_BLOCKS` blocks (longer blocks than needed keep the interval valid; they only add a little
-noise to it, and they bound the cost).
+on the series whose persistence matters (`training.skill` takes the longer of the choices for a loss
+difference and for M0's own loss), never below the target's horizon (labels over h bars share h − 1
+bars), and never so short that the split has more than `MAX_BLOCKS` blocks (longer blocks than needed
+keep the interval valid; they only add a little noise to it, and they bound the cost).
 """
 
 from __future__ import annotations

@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from market import targets  # numpy only: the command line lists the targets without importing torch
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser("train", help="build the model family M0..M3 (needs the train extra)")
@@ -23,7 +25,7 @@ def register(sub: Any) -> None:
     p.add_argument("--source", help="synthetic | csv:PATH | bybit:SYMBOL:INTERVAL (default: synthetic)")
     p.add_argument("--start", help="bybit: first candle, ISO date/time (UTC) or epoch ms")
     p.add_argument("--end", help="bybit: end of the range (exclusive), ISO date/time (UTC) or epoch ms")
-    p.add_argument("--target", help="what to predict: return (default), direction, volatility, range, volume")
+    p.add_argument("--target", help=f"what to predict: {', '.join(targets.names())} (default: return)")
     p.add_argument("--horizon", type=int, help="bars ahead (default: the target's own)")
     p.add_argument("--seed", type=int)
     p.add_argument("--out", type=Path, default=Path("models/store"),

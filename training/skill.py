@@ -4,9 +4,11 @@ On the test split, the best baseline is the classical model with the highest hea
 balanced accuracy), chosen on the test split itself: the strictest reading, since a tier that beats it
 beats every baseline. Each tier's (and each network baseline's) difference to it gets a percentile
 interval from one set of block resamples shared by all models (paired); a tier "beats" the baseline
-when the whole interval lies above zero. The same per regime, against the best baseline of that regime.
-For a target with named skills (direction: flat vs moving, up vs down) each model's balanced accuracy
-of each skill gets its interval too, so a volatility skill is not mistaken for a directional one.
+when the whole interval lies above zero. The block length is the longer of the Politis-White choices
+for the paired loss difference (best baseline − M0) and for M0's own loss, which carries volatility
+clustering. The same per regime, against the best baseline of that regime. For a target with named
+skills (direction: flat vs moving, up vs down) each model's balanced accuracy of each skill gets its
+interval too, so a volatility skill is not mistaken for a directional one.
 """
 
 from __future__ import annotations
@@ -38,8 +40,11 @@ def compare(kind: Kind, target: Target, y: np.ndarray, regimes: np.ndarray, mode
     point = {(name, where): values((s * masks[where][:, None]).sum(axis=0))
              for name, s in stats.items() for where in masks}
     best = _best(baselines, {n: float(point[(n, "all")][metric]) for n in baselines})
-    series = kind.loss(baselines[best], y) - kind.loss(models["M0"], y)
-    length = bootstrap.block_length(series, minimum=target.horizon)
+    # Blocks long enough for the persistence of both the paired difference and M0's own errors (the
+    # latter carries volatility clustering, and the skills' intervals are of levels, not differences).
+    m0_loss = kind.loss(models["M0"], y)
+    length = max(bootstrap.block_length(kind.loss(baselines[best], y) - m0_loss, minimum=target.horizon),
+                 bootstrap.block_length(m0_loss, minimum=target.horizon))
     resampler = bootstrap.Resampler.draw(len(y), length, seed=seed)
     drawn = {(name, where): values(resampler.sums(s * masks[where][:, None]))
              for name, s in stats.items() for where in masks}
@@ -63,8 +68,9 @@ def compare(kind: Kind, target: Target, y: np.ndarray, regimes: np.ndarray, mode
     return SkillSection(
         metric=metric, confidence=bootstrap.CONFIDENCE, resamples=int(resampler.counts.shape[0]),
         block_length=length,
-        block_rule="Politis-White (2004) on the per-row loss of the best baseline minus M0's, at least "
-                   f"the horizon ({target.horizon}) and n/{bootstrap.MAX_BLOCKS}",
+        block_rule="the longer of Politis-White (2004) on the per-row loss of the best baseline minus "
+                   f"M0's and on M0's own loss, at least the horizon ({target.horizon}) and "
+                   f"n/{bootstrap.MAX_BLOCKS}",
         best_baseline=best, overall=overall, per_regime=per_regime,
         skills={k: v for k, v in skills.items() if v},
         verdict=verdict(overall, metric),
