@@ -12,11 +12,12 @@ from app.schemas import FamilyInfo, LiveStats, Readiness, TierInfo
 def describe(family: Family, metrics: Metrics) -> FamilyInfo:
     m = family.manifest
     return FamilyInfo(
-        family_id=m.family_id, created_at=m.created_at, task=m.task, classes=m.classes, source=m.source,
+        family_id=m.family_id, created_at=m.created_at, target=m.target, source=m.source,
         window=m.features.window, use_book=m.features.use_book, thresholds=family.thresholds.to_dict(),
         tier_map=m.regime.tier_map, input=m.input, output=m.output,
         tiers=[describe_tier(t, metrics) for t in family.tiers.values()],
         baselines={name: b.metrics for name, b in m.baselines.items()},
+        classical={name: c.metrics for name, c in m.classical.items()}, verdict=m.skill.verdict,
     )
 
 

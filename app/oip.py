@@ -1,11 +1,11 @@
 """The Open Inference Protocol (KServe / Triton "v2") REST shapes, and their mapping onto a tier.
 
 Each tier is one model: name = tier (M0..M3), version = family id, platform onnxruntime_onnx, input
-`features` FP32 [-1, F] (F = len(market.features.FEATURE_NAMES)), output `prediction` FP32 [-1, 1]
-(or [-1, n_classes]). Tensor data is JSON (flat row-major or nested); the binary tensor extension is
-not implemented, so clients send JSON (tritonclient: `binary_data=False`). Errors answer
-{"error": "..."} with status 400, as the protocol asks; an unknown model 404, a model that did not
-load 503.
+`features` FP32 [-1, F] (F = len(market.features.FEATURE_NAMES)), one output named after the family's
+target (e.g. `volatility`) FP32 [-1, 1] (or [-1, n_classes]). Tensor data is JSON (flat row-major or
+nested); the binary tensor extension is not implemented, so clients send JSON (tritonclient:
+`binary_data=False`). Errors answer {"error": "..."} with status 400, as the protocol asks; an unknown
+model 404, a model that did not load 503.
 """
 
 from __future__ import annotations

@@ -21,12 +21,12 @@ import numpy as np
 from app import oip, windows
 from app.errors import BadRequest, InvalidInput, ServiceError, TierUnavailable
 from app.metrics import Metrics
+from app.prediction import decode, target_info
 from app.registry import Family, Registry
 from app.router import Route, check_tier, route
 from app.schemas import (
     BatchRequest,
     BatchResponse,
-    ClassPrediction,
     PredictRequest,
     PredictResponse,
     RegimeInfo,
@@ -170,16 +170,10 @@ class Predictor:
 
 def _answer(family: Family, f: Features, row: int, regime: str, r: Route, y: np.ndarray,
             latency_us: float) -> PredictResponse:
-    classes = family.manifest.classes
-    prediction: float | ClassPrediction
-    if family.manifest.task == "classification" and classes:
-        prediction = ClassPrediction(label=classes[int(np.argmax(y))],
-                                     probabilities=dict(zip(classes, y.tolist(), strict=True)))
-    else:
-        prediction = float(y[0])
-    return PredictResponse(prediction=prediction, tier=r.tier, requested_tier=r.requested, reason=r.reason,
-                           regime=_regime_info(f, row, regime), family_id=family.family_id,
-                           latency_us=latency_us)
+    target = family.manifest.target
+    return PredictResponse(prediction=decode(target, y), target=target_info(target), tier=r.tier,
+                           requested_tier=r.requested, reason=r.reason, regime=_regime_info(f, row, regime),
+                           family_id=family.family_id, latency_us=latency_us)
 
 
 def _regime_info(f: Features, row: int, name: str) -> RegimeInfo:

@@ -132,10 +132,9 @@ def _check_family(directory: Path, m: Manifest, overrides: Overrides) -> Thresho
     if m.input.shape != [None, len(features.FEATURE_NAMES)]:
         width = len(features.FEATURE_NAMES)
         raise FamilyRefused(f"{where}: input shape {m.input.shape}, expected [null, {width}]")
-    out = 1 if m.task == "regression" else len(m.classes or [])
-    if out == 0 or m.output.shape != [None, out]:
-        raise FamilyRefused(f"{where}: output shape {m.output.shape} does not fit task {m.task} "
-                            f"with classes {m.classes}")
+    if m.output.shape != [None, m.target.width]:
+        raise FamilyRefused(f"{where}: output shape {m.output.shape} does not fit target {m.target.name} "
+                            f"with classes {m.target.classes}: expected [null, {m.target.width}]")
     names = {t.name for t in m.tiers}
     if not names or len(names) != len(m.tiers):
         raise FamilyRefused(f"{where}: tier names must be unique and non-empty")

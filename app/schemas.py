@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from market.features import WINDOW
-from models.manifest import Metrics, TensorSpec
+from models.manifest import Metrics, TargetSection, TensorSpec
 
 F32_MAX = 3.4028234663852886e38
 MAX_TS = 2**53  # epoch ms; far beyond any real date, and exact in a JSON double
@@ -112,6 +112,12 @@ class ClassPrediction(BaseModel):
     probabilities: dict[str, float]
 
 
+class TargetInfo(BaseModel):
+    name: str = Field(description="what the family predicts, e.g. return, direction, volatility")
+    horizon: int = Field(description="bars ahead")
+    units: str = Field(description="what `prediction` is")
+
+
 class Routed(BaseModel):
     tier: str = Field(description="the tier that answered")
     requested_tier: str = Field(description="the tier the override or the regime asked for")
@@ -122,7 +128,9 @@ class Routed(BaseModel):
 
 class PredictResponse(Routed):
     prediction: float | ClassPrediction = Field(
-        description="regression: the next bar's log return; classification: the class and probabilities")
+        description="in `target.units`: one value, or for a target with classes the likeliest class and "
+                    "every class's probability")
+    target: TargetInfo
     latency_us: float = Field(description="server time from validated request to prediction")
 
 
@@ -168,8 +176,7 @@ class TierInfo(BaseModel):
 class FamilyInfo(BaseModel):
     family_id: str
     created_at: str
-    task: str
-    classes: list[str] | None
+    target: TargetSection
     source: dict[str, Any]
     window: int = Field(description="candles a request must carry at least")
     use_book: bool
@@ -179,6 +186,8 @@ class FamilyInfo(BaseModel):
     output: TensorSpec
     tiers: list[TierInfo]
     baselines: dict[str, Metrics]
+    classical: dict[str, Metrics] = Field(description="classical baselines on the same test split")
+    verdict: str = Field(description="whether any tier beats the best classical baseline")
 
 
 class Health(BaseModel):

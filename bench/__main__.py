@@ -24,7 +24,7 @@ from typing import Any
 
 from bench.common import RESULTS, ROOT, machine, write_result
 
-NAMES = ("serve", "distill", "routing", "parity_curriculum", "hysteresis")
+NAMES = ("serve", "distill", "routing", "parity_curriculum", "hysteresis", "targets")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -43,7 +43,7 @@ class Store:
 
     def describe(self) -> dict[str, Any]:
         m = self.manifest
-        return {"family_id": m.family_id, "source": m.source, "task": m.task,
+        return {"family_id": m.family_id, "source": m.source, "target": m.target.model_dump(),
                 "trained_here_seconds": self.train_seconds,
                 "tiers": {t.name: {"layers": t.layers, "width": t.width, "params": t.params}
                           for t in m.tiers}}
@@ -55,10 +55,11 @@ def tiered() -> list[str]:
     return [str(script)] if script.is_file() else [sys.executable, "-c", "import cli; cli.main()"]
 
 
-def train(store: Path, quick: bool, source: str | None = None) -> float:
-    """Run `tiered train` into `store`; its tables and progress go to stderr. Returns the wall seconds."""
+def train(store: Path, quick: bool, source: str | None = None, extra: Sequence[str] = ()) -> float:
+    """Run `tiered train` into `store` (with `extra` arguments, e.g. a target); its tables and progress go
+    to stderr. Returns the wall seconds."""
     args = ["train", "--out", str(store), *(["--quick"] if quick else []),
-            *(["--source", source] if source else [])]
+            *(["--source", source] if source else []), *extra]
     print(f"bench: tiered {' '.join(args)}", file=sys.stderr)
     started = time.perf_counter()
     # stdout=2: the job's report table must not mix with the benchmark's own tables on stdout.

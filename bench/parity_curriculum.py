@@ -35,6 +35,7 @@ import torch
 from bench.common import ROOT, cli, table
 from training import nets
 from training.distill import FitSettings, Objective, Point, Teacher, as_teachers, fit, predict
+from training.kinds import KINDS
 
 METHODS = ("curriculum", "final", "labels")
 
@@ -104,7 +105,7 @@ def train_teacher(s: Setup, data: Data, seed: int) -> dict[str, Any]:
     settings = FitSettings(**_optimizer(s), max_epochs=1, patience=10**9, seed=seed,
                            max_steps=s.teacher_steps, eval_every=s.interval, keep_checkpoints=10**9)
     cpu = time.process_time()
-    result = fit(net, (data.x, data.y), (data.x_test, data.y_test), Objective("classification"), settings)
+    result = fit(net, (data.x, data.y), (data.x_test, data.y_test), Objective(KINDS["classes"]), settings)
     checkpoints = as_teachers(net, result.checkpoints)
     curve = [(p.step, accuracy(predict(t, data.x_test), data.y_test))
              for p, t in zip(result.curve, checkpoints, strict=False)]
@@ -114,7 +115,7 @@ def train_teacher(s: Setup, data: Data, seed: int) -> dict[str, Any]:
 
 def train_student(s: Setup, data: Data, seed: int, teachers: list[Teacher]) -> dict[str, Any]:
     net = two_layer(s, s.student_width, seed * 100 + 2)  # the same start for all three methods
-    objective = Objective("classification", s.alpha if teachers else 0.0, s.temperature)
+    objective = Objective(KINDS["classes"], s.alpha if teachers else 0.0, s.temperature)
     settings = FitSettings(**_optimizer(s), max_epochs=1, patience=10**9, seed=seed,
                            max_steps=s.student_steps, eval_every=s.eval_every, stop_at=s.target)
     cpu = time.process_time()

@@ -19,7 +19,7 @@ import numpy as np
 from app.registry import Family
 from app.router import route
 from market.regime import REGIMES, Thresholds, detect, stress
-from training.evaluate import Scorer, headline
+from training.evaluate import Scorer
 
 CHUNK = 65_536
 
@@ -64,10 +64,11 @@ def evaluate(stream: Stream, chosen: np.ndarray) -> dict[str, Any]:
     overall, per_regime = stream.scorer.score(pred)
     shares = np.bincount(chosen, minlength=len(stream.tiers)) / len(chosen)
     return {
-        "quality": headline(overall), "r2": overall.r2, "directional_accuracy": overall.directional_accuracy,
+        "quality": stream.scorer.headline(overall), "r2": overall.r2,
+        "directional_accuracy": overall.directional_accuracy,
         "accuracy": overall.accuracy, "compute_us": float(stream.latency_us[chosen].mean()),
         "shares": dict(zip(stream.tiers, shares.tolist(), strict=True)),
-        "per_regime": {name: {"quality": headline(m), "r2": m.r2,
+        "per_regime": {name: {"quality": stream.scorer.headline(m), "r2": m.r2,
                               "directional_accuracy": m.directional_accuracy, "rows": m.rows}
                        for name, m in per_regime.items()},
     }

@@ -30,7 +30,7 @@ from app.registry import load_family
 from bench import pipeline, replay
 from bench.common import ROOT, cli, table
 from bench.family import Store, family_store, store_options
-from market import dataset, sources
+from market import dataset, sources, targets
 from market.regime import REGIMES, balanced_accuracy, confusion_matrix, detect
 from training.evaluate import Scorer
 
@@ -79,7 +79,9 @@ def rebuild(store: Store, ohlcv: Path) -> dataset.Dataset:
         raise ValueError(f"{m.family_id}: cannot rebuild a {m.source['kind']!r} source offline")
     if source.describe()["sha256"] != m.source["sha256"]:
         raise ValueError(f"{m.family_id}: the rebuilt data differ from the data it was trained on (sha256)")
-    return dataset.build(source, fractions=(float(data["train_fraction"]), float(data["val_fraction"])))
+    target = targets.get(m.target.name, m.target.horizon)
+    fractions = (float(data["train_fraction"]), float(data["val_fraction"]))
+    return dataset.build(source, target, fractions=fractions)
 
 
 def replay_store(store: Store, ohlcv: Path, runs: int, shifts: int) -> dict[str, Any]:
@@ -90,7 +92,7 @@ def replay_store(store: Store, ohlcv: Path, runs: int, shifts: int) -> dict[str,
     latency = pipeline.tier_latency_us(family, test.x, runs)
     stream = replay.Stream(family, test.x, test.signals, replay.predict_all(family, test.x),
                            np.asarray([latency[t] for t in family.order]),
-                           Scorer.for_split(ds, test, store.manifest.task))
+                           Scorer.for_split(ds, test))
     detected = detect(test.signals, family.thresholds)
     policies = {"routed": stream.tier_index(detected)}
     if test.true_regime is not None:
@@ -98,7 +100,8 @@ def replay_store(store: Store, ohlcv: Path, runs: int, shifts: int) -> dict[str,
     policies |= {f"always {t}": stream.always(t) for t in family.order}
     result = {"family": store.describe(), "rows": len(test), "truth": test.true_regime is not None,
               "latency_us": latency, "thresholds": family.thresholds.to_dict(),
-              "tier_map": store.manifest.regime.tier_map, "oracle_r2": stream.scorer.oracle_r2,
+              "tier_map": store.manifest.regime.tier_map, "metric": stream.scorer.kind.headline,
+              "oracle": stream.scorer.headline(stream.scorer.oracle) if stream.scorer.oracle else None,
               "policies": {name: replay.evaluate(stream, chosen) for name, chosen in policies.items()},
               "sweep": replay.sweep(stream, shifts, SCALES)}
     if test.true_regime is not None:
@@ -168,7 +171,7 @@ def markdown(result: dict[str, Any]) -> str:
         src = s["family"]["source"]
         title = (f"**{_name(src)}**, family "
                  f"`{s['family']['family_id']}`, {s['rows']:,} test rows"
-                 + (f", oracle R² {s['oracle_r2']:.4f}" if s["oracle_r2"] is not None else ""))
+                 + (f", oracle {s['metric']} {s['oracle']:.4f}" if s["oracle"] is not None else ""))
         parts += [title, policy_table(s), regime_table(s), sweep_table(s)]
     if result["real_skipped"]:
         parts.append(f"Real candles skipped: {result['real_skipped']}.")

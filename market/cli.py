@@ -70,13 +70,13 @@ def write_synthetic_csv(m: Any, path: str) -> None:
 def evaluate_detector(m: Any, use_book: bool = True) -> None:
     from dataclasses import replace
 
-    from market import dataset, regime
+    from market import dataset, regime, targets
     from market.sources import synthetic_source
 
     src = synthetic_source(len(m), m.seed)
     if not use_book:
         src = replace(src, book_spread_bps=None, book_imbalance=None)
-    ds = dataset.build(src)
+    ds = dataset.build(src, targets.get("return"))  # the detector reads windows; any target will do
     signals = "book" if use_book else "candle estimates (no book)"
     print(f"\nspread and imbalance from: {signals}")
     print(f"thresholds (calibrated on {len(ds.train):,} training windows): {ds.thresholds.to_dict()}")

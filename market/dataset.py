@@ -1,9 +1,11 @@
-"""From a market series to time-ordered train / validation / test splits of (features, target).
+"""From a market series and a target to time-ordered train / validation / test splits of (features, y).
 
-Every window of `features.WINDOW` bars ending at bar t becomes one row; its regression target is the
-next bar's log return, its class target down / flat / up with a flat band fitted on the training
-split (a third of training rows inside it). Splits follow time, with a gap of one window between
-them so no bar feeds two splits.
+Every window of `features.WINDOW` bars ending at bar t whose target is known (bars t+1 .. t+h exist, h
+the target's horizon) becomes one row. The target fits what it needs (e.g. the direction's flat band)
+on the training rows only. Splits follow time, with a gap of at least window + horizon rows between
+them: the last training label reads bars up to t+h, the first validation window starts at its end
+t' − window + 1, so with t' ≥ t + window + horizon no bar behind a label of one split is seen by the
+features of the next (and the same between validation and test).
 """
 
 from __future__ import annotations
@@ -15,8 +17,7 @@ import numpy as np
 
 from market import features, regime
 from market.candles import Candles
-
-CLASSES: tuple[str, ...] = ("down", "flat", "up")
+from market.targets import Target, Truth
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,8 @@ class Source:
     book_spread_bps: np.ndarray | None = None  # (n,) per bar, when a book is known
     book_imbalance: np.ndarray | None = None
     true_regime: np.ndarray | None = None  # (n,) int8
-    expected_return: np.ndarray | None = None  # (n,) E[r_{t+1}]
+    expected_return: np.ndarray | None = None  # (n,) E[r_{t+1} | information at t]
+    sigma: np.ndarray | None = None  # (n,) standard deviation of r_{t+1} given information at t
     detail: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -50,11 +52,11 @@ class Source:
 @dataclass(frozen=True)
 class Split:
     x: np.ndarray  # (n, F) float32
-    y: np.ndarray  # (n,) float32, next-bar log return
+    y: np.ndarray  # (n,) float32 target values, or int64 class indices
     signals: np.ndarray  # (n, 5) float64
     ends: np.ndarray  # (n,) index of each window's last bar in the source
     true_regime: np.ndarray | None
-    expected_return: np.ndarray | None
+    truth: Truth  # what a simulator knows at each end (empty for real data)
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
@@ -67,29 +69,29 @@ class Dataset:
     test: Split
     spec: features.FeatureSpec
     thresholds: regime.Thresholds
-    flat_band: float  # |next return| below this is "flat"
+    target: Target  # fitted on the training split
+    candles: Candles  # the series the rows come from (classical baselines read it at each split's ends)
 
-    def labels(self, split: Split) -> np.ndarray:
-        return class_labels(split.y, self.flat_band)
-
-
-def class_labels(y: np.ndarray, band: float) -> np.ndarray:
-    """0 = down, 1 = flat, 2 = up."""
-    return np.where(y > band, 2, np.where(y < -band, 0, 1)).astype(np.int64)
+    def oracle(self, split: Split) -> np.ndarray | None:
+        """The target's best achievable prediction on the split, where the simulator determines it."""
+        return self.target.oracle(self.candles, split.ends, split.truth)
 
 
 def build(
     source: Source,
+    target: Target,
     fractions: tuple[float, float] = (0.70, 0.15),
     chunk: int = 65_536,
 ) -> Dataset:
-    """Rows for every full window with a known next bar, split by time (train, validation, test)."""
+    """Rows for every full window with a known target, split by time (train, validation, test)."""
     c = source.candles
-    w = features.WINDOW
-    ends = np.arange(w - 1, len(c) - 1)
+    w, h = features.WINDOW, target.horizon
+    ends = np.arange(w - 1, len(c) - h)
     n = ends.shape[0]
-    if n < 10 * w:
-        raise ValueError(f"{len(c)} candles give {n} windows; need at least {10 * w + w} candles")
+    gap = w + h
+    if n < 10 * gap:
+        raise ValueError(f"{len(c)} candles give {n} windows for horizon {h}; "
+                         f"need at least {10 * gap + w + h} candles")
     spec = features.FeatureSpec(use_book=source.has_book)
     parts = [
         features.compute(
@@ -100,20 +102,18 @@ def build(
     ]
     x = np.concatenate([p.x for p in parts])
     signals = np.concatenate([p.signals for p in parts])
-    log_close = np.log(c.close)
-    y = (log_close[ends + 1] - log_close[ends]).astype(np.float32)
 
     n_train = int(n * fractions[0])
     n_val = int(n * fractions[1])
-    bounds = [(0, n_train), (n_train + w, n_train + n_val), (n_train + n_val + w, n)]
+    bounds = [(0, n_train), (n_train + gap, n_train + n_val), (n_train + n_val + gap, n)]
+    target = target.fit(c, ends[:n_train])
+    y = target.y(c, ends)
 
     def split(lo: int, hi: int) -> Split:
         e = ends[lo:hi]
         truth = lambda a: None if a is None else a[e]  # noqa: E731
         return Split(x[lo:hi], y[lo:hi], signals[lo:hi], e, truth(source.true_regime),
-                     truth(source.expected_return))
+                     Truth(truth(source.expected_return), truth(source.sigma)))
 
     train, val, test = (split(lo, hi) for lo, hi in bounds)
-    thresholds = regime.calibrate(train.signals)
-    flat_band = float(np.quantile(np.abs(train.y), 1.0 / 3.0))
-    return Dataset(train, val, test, spec, thresholds, flat_band)
+    return Dataset(train, val, test, spec, regime.calibrate(train.signals), target, c)

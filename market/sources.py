@@ -20,6 +20,7 @@ def synthetic_source(bars: int, seed: int) -> Source:
         book_imbalance=(m.bid_size - m.ask_size) / (m.bid_size + m.ask_size),
         true_regime=m.regime,
         expected_return=m.expected_return,
+        sigma=m.sigma,
         detail={"seed": seed, "oracle_r2": m.oracle_r2()},
     )
 

@@ -66,6 +66,7 @@ class SyntheticMarket:
     ask_size: np.ndarray
     regime: np.ndarray  # (n,) int8 index into REGIMES: the true regime of bar t
     expected_return: np.ndarray  # (n,) E[log return of bar t+1 | information at t]; NaN on the last bar
+    sigma: np.ndarray  # (n,) σ_t, the standard deviation of the log return of bar t+1 given information at t
     seed: int
 
     def __len__(self) -> int:
@@ -183,4 +184,4 @@ def simulate(bars: int, seed: int = 7) -> SyntheticMarket:
 
     ts = START_MS + BAR_MS * np.arange(bars, dtype=np.int64)
     candles = Candles.from_arrays(ts, open_, high, low, close, volume, taker_buy)
-    return SyntheticMarket(candles, bid, ask, bid_size, ask_size, regime, expected, seed)
+    return SyntheticMarket(candles, bid, ask, bid_size, ask_size, regime, expected, sigma, seed)

@@ -2,6 +2,12 @@
 
 One `manifest.json` per family. Models here are strict (unknown keys are errors) so a manifest
 written by a different schema is refused with a message instead of being half-understood.
+
+Schema 2 (targets): `target` names what the family predicts (name, horizon, units, kind, classes,
+parameters fitted on the training split) in place of schema 1's task / classes / flat_band; the
+output tensor is named after the target; `classical` holds the classical baselines (training mean,
+persistence, HAR, ridge or logistic) and `skill` every tier's difference to the best of them with a
+block-bootstrap confidence interval; `references` what knowing the simulator's truth gives.
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 TIER_NAMES: tuple[str, ...] = ("M0", "M1", "M2", "M3")
 
 
@@ -37,15 +43,36 @@ class RegimeSection(Strict):
     names: list[str]
 
 
+class TargetSection(Strict):
+    """What the family predicts (market.targets): the answer's `prediction` is in `units`."""
+
+    name: str
+    horizon: int = Field(ge=1, description="bars ahead the target looks")
+    units: str
+    kind: str = Field(description="how training treats it (training/kinds): regression or classes")
+    classes: list[str] | None = None  # kind classes: the output columns are these classes' probabilities
+    description: str
+    params: dict[str, float] = Field(description="fitted on the training split (e.g. the flat band)")
+
+    @property
+    def width(self) -> int:
+        return len(self.classes or []) or 1
+
+
 class Metrics(Strict):
-    """Test-split scores: mse, r2, directional_accuracy (regression) or accuracy (classification)."""
+    """Test-split scores. Regression: r2 (headline), mse, directional_accuracy (signed targets).
+    Classes: balanced_accuracy (headline), accuracy, log_loss, skills (balanced accuracy of each binary
+    skill the target names, e.g. flat_vs_moving, up_vs_down)."""
 
     mse: float | None = None
     r2: float | None = None
     directional_accuracy: float | None = None
     accuracy: float | None = None
-    oracle_share: float | None = None  # r2 / oracle r2 (synthetic data only)
-    retention: float | None = None  # headline metric / M0's
+    balanced_accuracy: float | None = None
+    log_loss: float | None = None
+    skills: dict[str, float | None] | None = None
+    oracle_share: float | None = None  # share of the oracle's skill above no skill (synthetic data)
+    retention: float | None = None  # share of M0's skill above no skill
     rows: int = 0
 
 
@@ -68,20 +95,71 @@ class TierEntry(Strict):
     train_seconds: float
 
 
+class ClassicalEntry(Strict):
+    """A classical baseline, fitted on the training split only, scored on the same test split."""
+
+    name: str
+    description: str
+    coefficients: int
+    fit_seconds: float
+    metrics: Metrics
+    per_regime: dict[str, Metrics]
+
+
+class Reference(Strict):
+    """Not a model anyone could run: what knowing the simulator's truth gives (oracle, σ-reference)."""
+
+    name: str
+    description: str
+    metrics: Metrics
+    per_regime: dict[str, Metrics]
+
+
+class Interval(Strict):
+    value: float | None
+    low: float | None
+    high: float | None
+
+
+class Versus(Strict):
+    """A model's headline minus the best baseline's, with its bootstrap interval."""
+
+    baseline: str
+    difference: Interval
+    beats: bool  # the whole interval lies above zero
+
+
+class SkillSection(Strict):
+    """Every tier against the best classical baseline on the test split, overall and per regime."""
+
+    metric: str
+    confidence: float
+    resamples: int
+    block_length: int
+    block_rule: str
+    best_baseline: str
+    overall: dict[str, Versus]  # tier or network baseline → its difference to the best baseline
+    per_regime: dict[str, dict[str, Versus]]  # regime → the same, against that regime's best baseline
+    skills: dict[str, dict[str, Interval]]  # classes targets: tier → skill → balanced accuracy with CI
+    verdict: str
+    regime_verdicts: dict[str, str]
+
+
 class Manifest(Strict):
-    schema_version: Literal[1] = 1
+    schema_version: Literal[2] = 2
     family_id: str
     created_at: str
     source: dict[str, object]
-    task: Literal["regression", "classification"]
+    target: TargetSection
     features: FeatureSection
     input: TensorSpec
-    output: TensorSpec
-    classes: list[str] | None = None  # classification: output columns are these classes' probabilities
-    flat_band: float
+    output: TensorSpec  # named after the target
     regime: RegimeSection
     tiers: list[TierEntry]
-    baselines: dict[str, TierEntry]
+    baselines: dict[str, TierEntry]  # the networks trained beside the chain: one_shot, direct
+    classical: dict[str, ClassicalEntry]
+    references: dict[str, Reference]
+    skill: SkillSection
     config: dict[str, object]
 
     def tier(self, name: str) -> TierEntry:

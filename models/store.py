@@ -126,9 +126,8 @@ def read_manifest(family_dir: Path) -> Manifest:
         raise StoreError(f"{path} is not a JSON object; retrain the family")
     version = data.get("schema_version")
     if version != SCHEMA_VERSION:
-        raise StoreError(
-            f"{path} has schema_version {version!r}; this service reads version {SCHEMA_VERSION}"
-        )
+        raise StoreError(f"{path} has schema_version {version!r}; this service reads version "
+                         f"{SCHEMA_VERSION}: retrain the family with this code (tiered train)")
     try:
         return Manifest.model_validate(data)
     except ValidationError as e:

@@ -3,6 +3,7 @@
     tiered train --quick --out /tmp/store                         a small family in seconds
     tiered train                                                  the default family (synthetic market)
     tiered train --source csv:../shared/data/ohlcv/FILE.csv       real candles
+    tiered train --target volatility --horizon 10                 another target (see market/targets/)
     tiered train --source bybit:BTCUSDT:60 --start 2024-01-01 --end 2024-06-01
 
 torch is imported only when the job runs, so `tiered` stays usable on a serving install.
@@ -15,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from market import targets  # numpy only: the command line lists the targets without importing torch
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser("train", help="build the model family M0..M3 (needs the train extra)")
@@ -22,12 +25,21 @@ def register(sub: Any) -> None:
     p.add_argument("--source", help="synthetic | csv:PATH | bybit:SYMBOL:INTERVAL (default: synthetic)")
     p.add_argument("--start", help="bybit: first candle, ISO date/time (UTC) or epoch ms")
     p.add_argument("--end", help="bybit: end of the range (exclusive), ISO date/time (UTC) or epoch ms")
-    p.add_argument("--task", choices=["regression", "classification"])
+    p.add_argument("--target", help=f"what to predict: {', '.join(targets.names())} (default: return)")
+    p.add_argument("--horizon", type=int, help="bars ahead (default: the target's own)")
     p.add_argument("--seed", type=int)
     p.add_argument("--out", type=Path, default=Path("models/store"),
                    help="model store (default models/store)")
     p.add_argument("--quick", action="store_true", help="a small, fast family for tests and smoke runs")
     p.set_defaults(handler=run_train)
+
+
+def target_override(args: argparse.Namespace) -> dict[str, Any] | None:
+    """--target NAME [--horizon K]: that target at K or its default horizon; --horizon K alone: the
+    configured target at K."""
+    if args.target is not None:
+        return {"name": args.target, "horizon": args.horizon}
+    return None if args.horizon is None else {"horizon": args.horizon}
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -38,7 +50,8 @@ def run_train(args: argparse.Namespace) -> int:
 
     try:
         cfg = config.load(args.config, quick=args.quick,
-                          overrides={"source": args.source, "task": args.task, "seed": args.seed})
+                          overrides={"source": args.source, "target": target_override(args),
+                                     "seed": args.seed})
         start_ms = parse_timestamp(args.start) if args.start else 0
         end_ms = parse_timestamp(args.end) if args.end else 0
         if cfg.source.startswith("bybit:") and not (start_ms and end_ms):

@@ -1,8 +1,9 @@
 """The distillation loop on plain tensors: a student, its labels and, optionally, a sequence of teachers.
 
     loss = α · L_soft(student, teacher; T) + (1 − α) · L_hard(student, labels)
-    regression       L_soft = MSE(student, teacher)                 L_hard = MSE(student, y)
-    classification   L_soft = T² · KL(softmax(t/T) ‖ softmax(s/T))  L_hard = cross-entropy(s, y)
+
+The two losses come with the objective (`Losses`: a target kind from `training.kinds`, e.g. MSE and MSE
+for regression; T² · KL of softened distributions and cross-entropy for classes).
 
 Teachers are callables from a batch of inputs to outputs in the student's units (regression values or
 logits), or those outputs already computed for the training rows (so one teacher's outputs can serve
@@ -21,23 +22,27 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-Task = Literal["regression", "classification"]
 Teacher = Callable[[Tensor], Tensor] | Tensor  # a model, or its outputs on the training rows
 Score = Callable[[Tensor, Tensor], float]  # (outputs, targets) → higher is better
 StateDict = dict[str, Tensor]
 
 
+class Losses(Protocol):
+    def hard_loss(self, out: Tensor, target: Tensor) -> Tensor: ...
+
+    def soft_loss(self, out: Tensor, teacher_out: Tensor, temperature: float) -> Tensor: ...
+
+
 @dataclass(frozen=True)
 class Objective:
-    task: Task
+    losses: Losses
     alpha: float = 0.0  # 0: labels only
-    temperature: float = 1.0  # classification only
+    temperature: float = 1.0  # used by losses that soften distributions (classes)
 
 
 @dataclass(frozen=True)
@@ -80,29 +85,13 @@ class FitResult:
     checkpoints: list[StateDict] = field(default_factory=list)
 
 
-def hard_loss(out: Tensor, target: Tensor, task: Task) -> Tensor:
-    if task == "classification":
-        return F.cross_entropy(out, target)
-    return F.mse_loss(out, target.view_as(out))
-
-
-def soft_loss(out: Tensor, teacher_out: Tensor, task: Task, temperature: float) -> Tensor:
-    if task == "classification":
-        t = temperature
-        # KL(p_teacher ‖ p_student) on softened distributions; T² keeps gradient sizes comparable across T.
-        kl = F.kl_div(F.log_softmax(out / t, dim=1), F.log_softmax(teacher_out / t, dim=1),
-                      reduction="batchmean", log_target=True)
-        return kl * t * t
-    return F.mse_loss(out, teacher_out)
-
-
 def distillation_loss(
     out: Tensor, target: Tensor, teacher_out: Tensor | None, objective: Objective
 ) -> Tensor:
-    hard = hard_loss(out, target, objective.task)
+    hard = objective.losses.hard_loss(out, target)
     if teacher_out is None or objective.alpha == 0.0:
         return hard
-    soft = soft_loss(out, teacher_out, objective.task, objective.temperature)
+    soft = objective.losses.soft_loss(out, teacher_out, objective.temperature)
     return objective.alpha * soft + (1.0 - objective.alpha) * hard
 
 
@@ -153,7 +142,8 @@ def fit(
     steps_per_epoch = math.ceil(n / settings.batch_size)
     total, eval_every = plan(n, settings)
     segments = max(1, len(teachers))
-    score = score or (lambda out, target: -float(hard_loss(out, target, objective.task)))
+    hard_loss = objective.losses.hard_loss
+    score = score or (lambda out, target: -float(hard_loss(out, target)))
 
     opt: torch.optim.Optimizer
     if settings.optimizer == "sgd":
@@ -195,7 +185,7 @@ def fit(
             continue
         val_out = predict(model, val[0])
         point = Point(step + 1, (step + 1) / steps_per_epoch, following, running / seen,
-                      float(hard_loss(val_out, val[1], objective.task)), score(val_out, val[1]))
+                      float(hard_loss(val_out, val[1])), score(val_out, val[1]))
         running, seen = 0.0, 0
         curve.append(point)
         if on_eval is not None:

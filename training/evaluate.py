@@ -1,10 +1,11 @@
-"""Scores of a tier's predictions on the test split: overall and per regime, against M0 and the oracle.
+"""Scores of predictions on one split: overall and per regime, against M0 and against the oracle.
 
-Regression: MSE, R² and directional accuracy (sign of the prediction vs sign of the realised return,
-rows with a zero return left out). Classification: accuracy over down / flat / up, and directional
-accuracy of P(up) − P(down). Per-regime rows use the true regimes on synthetic data and the detector's
-regimes elsewhere. On synthetic data the oracle (the known expected return) gives the best achievable
-R², overall and per regime, and each tier's share of it.
+The metrics are the target kind's (`training/kinds/`: R², MSE and directional accuracy for regression;
+balanced accuracy, accuracy, log loss and named skills for classes). Per-regime rows use the true
+regimes on synthetic data and the detector's regimes elsewhere. Where the simulator determines the
+target's best prediction (the oracle), its scores are computed the same way, and each model's
+`oracle_share` is the share of the oracle's skill above no skill it reaches; `retention` is the same
+share against M0.
 """
 
 from __future__ import annotations
@@ -14,73 +15,56 @@ from dataclasses import dataclass
 import numpy as np
 
 from market import regime
-from market.dataset import Dataset, Split, class_labels
-from market.synthetic import r2_score
+from market.dataset import Dataset, Split
+from market.targets import Target
 from models.manifest import Metrics
+from training import kinds
+from training.kinds import Kind
 
 
 @dataclass(frozen=True)
 class Scorer:
     """Everything needed to score predictions on one split."""
 
-    y: np.ndarray  # (n,) realised next log returns
-    labels: np.ndarray  # (n,) class index
+    kind: Kind
+    target: Target
+    y: np.ndarray  # (n,) the split's target values or class indices
     regimes: np.ndarray  # (n,) index into regime.REGIMES
-    oracle_r2: float | None
-    regime_oracle_r2: dict[str, float]
-    task: str
+    oracle: Metrics | None = None  # the oracle's scores (synthetic data, where the target has one)
+    regime_oracle: dict[str, Metrics] | None = None
 
     @classmethod
-    def for_split(cls, ds: Dataset, split: Split, task: str) -> Scorer:
+    def for_split(cls, ds: Dataset, split: Split) -> Scorer:
         true = split.true_regime
-        regimes = true if true is not None else regime.detect(split.signals, ds.thresholds)
-        oracle, per_regime = None, {}
-        if split.expected_return is not None:
-            oracle = r2_score(split.y, split.expected_return)
-            for i, name in enumerate(regime.REGIMES):
-                rows = regimes == i
-                if rows.sum() > 1:
-                    per_regime[name] = r2_score(split.y[rows], split.expected_return[rows])
-        labels = class_labels(split.y, ds.flat_band)
-        return cls(split.y, labels, np.asarray(regimes), oracle, per_regime, task)
+        regimes = np.asarray(true if true is not None else regime.detect(split.signals, ds.thresholds))
+        plain = cls(kinds.of(ds.target), ds.target, split.y, regimes)
+        best = ds.oracle(split)
+        if best is None:
+            return plain
+        oracle, per_regime = plain.score(best)
+        return cls(plain.kind, ds.target, split.y, regimes, oracle, per_regime)
 
     def score(self, pred: np.ndarray) -> tuple[Metrics, dict[str, Metrics]]:
-        """pred: (n, 1) returns or (n, 3) class probabilities → overall and per-regime metrics."""
-        overall = self._metrics(pred, np.ones(len(self.y), dtype=bool), self.oracle_r2)
+        """pred: (n, width) predictions in the target's units → overall and per-regime metrics."""
+        overall = self._metrics(pred, np.ones(len(self.y), dtype=bool), self.oracle)
         per_regime = {}
         for i, name in enumerate(regime.REGIMES):
             rows = self.regimes == i
             if rows.sum() > 1:
-                per_regime[name] = self._metrics(pred, rows, self.regime_oracle_r2.get(name))
+                per_regime[name] = self._metrics(pred, rows, (self.regime_oracle or {}).get(name))
         return overall, per_regime
 
-    def _metrics(self, pred: np.ndarray, rows: np.ndarray, oracle: float | None) -> Metrics:
-        y = self.y[rows]
-        moved = y != 0
-        if self.task == "classification":
-            p = pred[rows]
-            direction = p[:, 2] - p[:, 0]
-            return Metrics(accuracy=float(np.mean(p.argmax(axis=1) == self.labels[rows])),
-                           directional_accuracy=_agreement(direction[moved], y[moved]), rows=int(rows.sum()))
-        p = pred[rows, 0].astype(np.float64)
-        r2 = r2_score(y, p)
-        return Metrics(mse=float(np.mean((y - p) ** 2)), r2=r2,
-                       directional_accuracy=_agreement(p[moved], y[moved]),
-                       oracle_share=None if not oracle else r2 / oracle, rows=int(rows.sum()))
+    def headline(self, m: Metrics) -> float | None:
+        return self.kind.headline_of(m)
 
+    def with_retention(self, m: Metrics, reference: Metrics) -> Metrics:
+        """m with its share of the reference's (M0's) skill; None when the reference has none."""
+        share = self.kind.share(self.headline(m), self.headline(reference), self.target)
+        return m.model_copy(update={"retention": share})
 
-def _agreement(pred: np.ndarray, y: np.ndarray) -> float:
-    return float(np.mean(np.sign(pred) == np.sign(y))) if y.size else float("nan")
-
-
-def headline(m: Metrics) -> float:
-    """The number retention is measured on: R² (regression) or accuracy (classification)."""
-    value = m.r2 if m.r2 is not None else m.accuracy
-    assert value is not None, f"metrics without R² or accuracy: {m}"
-    return value
-
-
-def with_retention(m: Metrics, reference: Metrics) -> Metrics:
-    ref = headline(reference)
-    # Retention against a reference with no skill (R² ≤ 0) has no meaning; leave it out.
-    return m.model_copy(update={"retention": headline(m) / ref if ref > 0 else None})
+    def _metrics(self, pred: np.ndarray, rows: np.ndarray, oracle: Metrics | None) -> Metrics:
+        m = self.kind.metrics(self.target, pred[rows], self.y[rows])
+        if oracle is None:
+            return m
+        share = self.kind.share(self.headline(m), self.headline(oracle), self.target)
+        return m.model_copy(update={"oracle_share": share})

@@ -7,7 +7,7 @@ tolerance); batch-1 latency with onnxruntime on one thread, the way the service 
 All tiers go through one exporter call: each call pays a fixed ~1 s of CPU (it rebuilds the
 aten→ONNX registry and re-runs decompositions), which made six separate exports the largest part of
 `tiered train --quick`. The exported bundle, one output per tier, is then cut into one self-contained
-model per tier with `onnx.utils.Extractor`, its output renamed to the contract's name.
+model per tier with `onnx.utils.Extractor`, its output renamed to the contract's name (the target's).
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from torch import nn
 from training.errors import ParityError
 
 INPUT_NAME = "features"
-OUTPUT_NAME = "prediction"
 
 
 @contextlib.contextmanager
@@ -59,10 +58,12 @@ class _Bundle(nn.Module):
         return tuple(m(x) for m in self.parts.values())
 
 
-def to_onnx(modules: Mapping[str, nn.Module], paths: Mapping[str, Path], in_features: int) -> None:
-    """Write each module (raw features (B, F) → prediction) to its path, with a dynamic batch dimension."""
+def to_onnx(modules: Mapping[str, nn.Module], paths: Mapping[str, Path], in_features: int,
+            output: str) -> None:
+    """Write each module (raw features (B, F) → prediction) to its path, with a dynamic batch dimension
+    and its one output named `output` (the target's name)."""
     bundle = _Bundle(modules).eval()
-    outputs = {name: f"{OUTPUT_NAME}__{name}" for name in modules}
+    outputs = {name: f"{output}__{name}" for name in modules}
     example = torch.zeros(2, in_features)  # batch ≥ 2, so the exporter does not specialise it to 1
     with _quiet():
         program = torch.onnx.export(bundle, (example,), input_names=[INPUT_NAME],
@@ -70,11 +71,14 @@ def to_onnx(modules: Mapping[str, nn.Module], paths: Mapping[str, Path], in_feat
                                     dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False)
     assert program is not None
     extractor = onnx.utils.Extractor(program.model_proto)
-    for name, output in outputs.items():
-        model = extractor.extract_model([INPUT_NAME], [output])
+    for name, inner in outputs.items():
+        model = extractor.extract_model([INPUT_NAME], [inner])
+        taken = {o for node in model.graph.node for o in node.output}
+        taken |= {i.name for i in model.graph.initializer}
+        assert output not in taken, f"the graph already holds a tensor named {output!r}"
         for node in model.graph.node:
-            node.output[:] = [OUTPUT_NAME if o == output else o for o in node.output]
-        model.graph.output[0].name = OUTPUT_NAME
+            node.output[:] = [output if o == inner else o for o in node.output]
+        model.graph.output[0].name = output
         onnx.checker.check_model(model, full_check=True)
         onnx.save(model, str(paths[name]))
 
@@ -87,7 +91,8 @@ def session(path: Path, threads: int = 1) -> ort.InferenceSession:
 
 
 def run(sess: ort.InferenceSession, x: np.ndarray, chunk: int = 65_536) -> np.ndarray:
-    parts = [sess.run([OUTPUT_NAME], {INPUT_NAME: x[i:i + chunk]})[0] for i in range(0, x.shape[0], chunk)]
+    output = sess.get_outputs()[0].name
+    parts = [sess.run([output], {INPUT_NAME: x[i:i + chunk]})[0] for i in range(0, x.shape[0], chunk)]
     return np.concatenate(parts)
 
 
@@ -108,12 +113,12 @@ def parity(
 
 def latency_us(sess: ort.InferenceSession, row: np.ndarray, runs: int) -> float:
     """Median wall time of one batch-1 call, in microseconds (after a short warm-up)."""
-    feed = {INPUT_NAME: row.reshape(1, -1).astype(np.float32)}
+    feed, fetch = {INPUT_NAME: row.reshape(1, -1).astype(np.float32)}, [sess.get_outputs()[0].name]
     for _ in range(min(20, runs)):
-        sess.run([OUTPUT_NAME], feed)
+        sess.run(fetch, feed)
     times = []
     for _ in range(runs):
         t = time.perf_counter_ns()
-        sess.run([OUTPUT_NAME], feed)
+        sess.run(fetch, feed)
         times.append(time.perf_counter_ns() - t)
     return statistics.median(times) / 1e3

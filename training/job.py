@@ -1,12 +1,13 @@
-"""The training job: data → M0 on labels → M1..M3, each distilled from its predecessor → the one-shot and
-direct baselines → ONNX export with parity checks → scores → report → the family in the store.
+"""The training job: data and target → M0 on labels → M1..M3, each distilled from its predecessor → the
+one-shot and direct baselines → the classical baselines → ONNX export with parity checks → scores and
+the comparison with the best baseline → report → the family in the store.
 
-    tiered train [--config FILE] [--source synthetic|csv:PATH|bybit:SYMBOL:INTERVAL] [--task regression]
-                 [--seed N] [--out models/store] [--quick]
+    tiered train [--config FILE] [--source synthetic|csv:PATH|bybit:SYMBOL:INTERVAL]
+                 [--target NAME] [--horizon K] [--seed N] [--out models/store] [--quick]
 
 Randomness: every stage seeds its initial weights and its data order from the run seed and its tier
-index (M3 and both baselines share M3's, so they differ only in what they learn from), torch runs on a
-fixed number of threads, so the same seed and config give the same ONNX bytes.
+index (`training.stages`), the bootstrap from the run seed, and torch runs on a fixed number of threads,
+so the same seed and config give the same ONNX bytes.
 """
 
 from __future__ import annotations
@@ -23,62 +24,44 @@ from typing import Any
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from market import dataset, regime, sources
 from market.dataset import Dataset
 from models import store
-from models.manifest import FeatureSection, Manifest, Metrics, RegimeSection, TensorSpec, TierEntry
-from training import distill, evaluate, export, nets, report, schedule
+from models.manifest import (
+    ClassicalEntry,
+    FeatureSection,
+    Manifest,
+    Metrics,
+    Reference,
+    RegimeSection,
+    SkillSection,
+    TargetSection,
+    TensorSpec,
+    TierEntry,
+)
+from training import baselines, export, nets, report, schedule, skill, stages
 from training.config import FitConfig, TrainConfig
-from training.distill import FitResult, FitSettings, Objective, Point, Teacher
-from training.errors import TrainingError
+from training.distill import Objective, Point
+from training.evaluate import Scorer
 
 ROLES = ("teacher, research tier", "medium, staging tier", "small, production tier", "tiny, edge tier")
+Scored = tuple[Metrics, dict[str, Metrics]]
 
 
 @dataclass
-class Trained:
-    """A trained network and how it was trained."""
+class Member:
+    """A network of the family (a tier or a network baseline) and how it was trained."""
 
     name: str
     role: str
     teacher: str | None
     index: int  # position of its shape in the family (baselines share M3's)
-    net: nets.MLP
-    result: FitResult
+    stage: stages.Trained
     alpha: float | None
     temperature: float | None
-    soft: list[torch.Tensor] | None = None  # its outputs on the training rows, once a student needs them
-
-
-@dataclass(frozen=True)
-class Tensors:
-    x_mean: np.ndarray  # (F,) training-split statistics, built into every network
-    x_std: np.ndarray
-    x_train: torch.Tensor
-    y_train: torch.Tensor  # standardised returns (n, 1), or class indices (n,)
-    x_val: torch.Tensor
-    y_val: torch.Tensor
-    y_mean: float
-    y_std: float
-
-
-def tensors(ds: Dataset, task: str) -> Tensors:
-    for name, split in (("train", ds.train), ("validation", ds.val), ("test", ds.test)):
-        bad = int((~np.isfinite(split.x)).any(axis=1).sum())
-        if bad:
-            raise TrainingError(f"{bad} {name} rows hold non-finite features; check the source data")
-    if task == "classification":
-        y_tr, y_va = (torch.from_numpy(ds.labels(s)) for s in (ds.train, ds.val))
-        mean, std = 0.0, 1.0
-    else:
-        mean, std = float(ds.train.y.mean()), float(ds.train.y.std())
-        scaled = [((s.y - mean) / std).astype(np.float32)[:, None] for s in (ds.train, ds.val)]
-        y_tr, y_va = (torch.from_numpy(a) for a in scaled)
-    x = ds.train.x
-    return Tensors(x.mean(axis=0, dtype=np.float64), x.std(axis=0, dtype=np.float64),
-                   torch.from_numpy(x), y_tr, torch.from_numpy(ds.val.x), y_va, mean, std)
 
 
 class Job:
@@ -93,24 +76,35 @@ class Job:
         threads = torch.get_num_threads()
         torch.set_num_threads(self.cfg.threads)
         try:
-            return self._run(out, started)
+            # numpy's BLAS (the classical baselines, the bootstrap) gets the same thread count as torch:
+            # two OpenBLAS threads on the shared 2-core box spin-waited the logistic fit from 0.7 s to 3.3 s.
+            with threadpool_limits(limits=self.cfg.threads, user_api="blas"):
+                return self._run(out, started)
         finally:
             torch.set_num_threads(threads)  # the job may run inside another program (tests, benchmarks)
 
     def _run(self, out: Path, started: float) -> Path:
         ds, source = self._data()
-        data = tensors(ds, self.cfg.task)
-        trained = self._train(data)
-        scorer = evaluate.Scorer.for_split(ds, ds.test, self.cfg.task)
+        data = stages.tensors(ds)
+        members = self._train(data)
+        scorer = Scorer.for_split(ds, ds.test)
+        classical, classical_predictions = self._classical(ds, data, scorer)
+        references = self._references(ds, scorer)
         with tempfile.TemporaryDirectory(prefix="tiered-train-") as tmp:
-            manifest, files = self._export(Path(tmp), ds, source, data, trained, scorer)
+            entries, predictions, files = self._export(Path(tmp), ds, data, members, scorer)
+            tick = time.perf_counter()
+            verdict = skill.compare(data.kind, ds.target, ds.test.y, scorer.regimes, predictions,
+                                    classical_predictions, seed=self.cfg.seed)
+            self.timing["skill"] = time.perf_counter() - tick
+            manifest = self._manifest(ds, source, entries, classical, references, verdict)
             self.timing["total_seconds"] = time.perf_counter() - started
-            body = report.build(manifest, scorer.oracle_r2, _detector(ds), self._timing())
-            curves = {t.name: t.result.curve for t in trained}
-            written = report.write(manifest, body, curves, Path(tmp), scorer.regime_oracle_r2)
+            body = report.build(manifest, _detector(ds), self._timing())
+            curves = {m.name: m.stage.result.curve for m in members}
+            written = report.write(manifest, body, curves, Path(tmp))
             files.update({p.name: p for p in written})
             family = store.write_family(out, manifest, files)
         print(report.table(manifest))
+        print(f"\n{manifest.skill.verdict}")
         print(f"\nwrote {family} ({time.perf_counter() - started:.1f} s); CURRENT → {manifest.family_id}")
         return family
 
@@ -124,126 +118,139 @@ class Job:
             source = sources.parse(self.cfg.source, bars=self.cfg.data.bars, seed=self.cfg.data.market_seed,
                                    start_ms=self.start_ms, end_ms=self.end_ms)
             bar.update()
-            ds = dataset.build(source, fractions=(self.cfg.data.train_fraction, self.cfg.data.val_fraction))
+            ds = dataset.build(source, self.cfg.target.build(),
+                               fractions=(self.cfg.data.train_fraction, self.cfg.data.val_fraction))
             bar.update()
         self.timing["data"] = time.perf_counter() - tick
         return ds, source
 
     # -- training ---------------------------------------------------------------------------------
 
-    def _train(self, data: Tensors) -> list[Trained]:
-        cfg = self.cfg
+    def _train(self, data: stages.Tensors) -> list[Member]:
+        cfg, kind = self.cfg, data.kind
         keep = cfg.curriculum.checkpoints if cfg.curriculum.checkpoints > 1 else 0
-        m0 = self._stage(data, "M0", 0, None, Objective(cfg.task), cfg.teacher, keep)
+        m0 = self._stage(data, "M0", 0, None, Objective(kind), cfg.teacher, keep)
         chain = [m0]
         for stage in self.stages:
-            objective = Objective(cfg.task, stage.alpha, stage.temperature)
+            objective = Objective(kind, stage.alpha, stage.temperature)
             chain.append(self._stage(data, f"M{stage.k}", stage.k, chain[-1], objective, cfg.student, keep))
         # Baselines: M3's shape, init and budget; one-shot with M3's α and T (and M0's checkpoints when the
         # curriculum is on), direct on labels only.
         last, m3 = self.stages[-1], len(self.shapes) - 1
-        one_shot = self._stage(data, "one_shot", m3, m0, Objective(cfg.task, last.alpha, last.temperature),
+        one_shot = self._stage(data, "one_shot", m3, m0, Objective(kind, last.alpha, last.temperature),
                                cfg.student, 0)
-        direct = self._stage(data, "direct", m3, None, Objective(cfg.task), cfg.student, 0)
+        direct = self._stage(data, "direct", m3, None, Objective(kind), cfg.student, 0)
         return [*chain, one_shot, direct]
 
-    def _teachers(self, teacher: Trained, data: Tensors) -> list[Teacher]:
-        """The teacher's outputs on the training rows (per checkpoint for the curriculum), computed once:
-        M0's serve both M1 and the one-shot baseline."""
-        if teacher.soft is None:
-            checkpoints = teacher.result.checkpoints
-            models = distill.as_teachers(teacher.net, checkpoints) if checkpoints else [teacher.net]
-            teacher.soft = [distill.predict(m, data.x_train) for m in models]
-        return list(teacher.soft)
-
-    def _stage(self, data: Tensors, name: str, index: int, teacher: Trained | None, objective: Objective,
-               budget: FitConfig, keep: int) -> Trained:
+    def _stage(self, data: stages.Tensors, name: str, index: int, teacher: Member | None,
+               objective: Objective, budget: FitConfig, keep: int) -> Member:
         """Train the network of shape `index` from `teacher` (None: on labels); keep `keep` checkpoints."""
-        cfg = self.cfg
         tick = time.perf_counter()
-        teachers = self._teachers(teacher, data) if teacher else []
-        seed = cfg.seed * 1000 + index
-        torch.manual_seed(seed)
         shape = self.shapes[index]
-        out_features = 3 if cfg.task == "classification" else 1
-        net = nets.MLP(data.x_mean, data.x_std, shape, out_features, cfg.family.input_skip,
-                       cfg.family.activation)
-        settings = FitSettings(**budget.model_dump(), seed=seed, keep_checkpoints=keep)
-        steps, eval_every = distill.plan(len(data.x_train), settings)
-        evals = math.ceil(steps / eval_every)
+        steps, eval_every = stages.steps(data, budget)
         desc = f"{name:>8} {shape.layers}×{shape.width}" + (f" ← {teacher.name}" if teacher else "")
-        with tqdm(total=evals, desc=desc, file=sys.stderr, unit="eval") as bar:
+        with tqdm(total=math.ceil(steps / eval_every), desc=desc, file=sys.stderr, unit="eval") as bar:
             def show(p: Point) -> None:
                 bar.update()
                 bar.set_postfix(epoch=f"{p.epoch:.2f}", train=f"{p.train_loss:.4f}", val=f"{p.val_loss:.4f}")
 
-            result = distill.fit(net, (data.x_train, data.y_train), (data.x_val, data.y_val), objective,
-                                 settings, teachers=teachers, on_eval=show)
+            trained = stages.train_stage(data, shape, index=index, seed=self.cfg.seed, objective=objective,
+                                         budget=budget, family=self.cfg.family,
+                                         teacher=teacher.stage if teacher else None, keep=keep, on_eval=show)
         self.timing[name] = time.perf_counter() - tick
         distilled = teacher is not None
-        return Trained(name, ROLES[index] if name.startswith("M") else _baseline_role(name, teacher),
-                       teacher.name if teacher else None, index, net, result,
-                       objective.alpha if distilled else None,
-                       objective.temperature if distilled and cfg.task == "classification" else None)
+        return Member(name, ROLES[index] if name.startswith("M") else _baseline_role(teacher),
+                      teacher.name if teacher else None, index, trained,
+                      objective.alpha if distilled else None,
+                      objective.temperature if distilled and data.kind.uses_temperature else None)
+
+    def _classical(self, ds: Dataset, data: stages.Tensors,
+                   scorer: Scorer) -> tuple[dict[str, ClassicalEntry], dict[str, np.ndarray]]:
+        tick = time.perf_counter()
+        entries, predictions = {}, {}
+        for b in baselines.fit(ds, data.kind):
+            predictions[b.name] = b.predict(ds.test)
+            overall, per_regime = scorer.score(predictions[b.name])
+            entries[b.name] = ClassicalEntry(name=b.name, description=b.description,
+                                             coefficients=b.coefficients, fit_seconds=b.seconds,
+                                             metrics=overall, per_regime=per_regime)
+        self.timing["classical"] = time.perf_counter() - tick
+        return entries, predictions
+
+    def _references(self, ds: Dataset, scorer: Scorer) -> dict[str, Reference]:
+        out = {}
+        if scorer.oracle is not None:
+            out["oracle"] = Reference(name="oracle", description="the simulator's exact best prediction "
+                                      "of the target", metrics=scorer.oracle,
+                                      per_regime=scorer.regime_oracle or {})
+        sigma = baselines.sigma_reference(ds)
+        if sigma is not None:
+            overall, per_regime = scorer.score(sigma(ds.test))
+            out["sigma_reference"] = Reference(
+                name="σ-reference", description="least squares of y on ln σ_t, the simulator's true current "
+                "volatility, fitted on the training split: what knowing σ_t alone gives (not an oracle)",
+                metrics=overall, per_regime=per_regime)
+        return out
 
     # -- export and scores ------------------------------------------------------------------------
 
-    def _export(self, tmp: Path, ds: Dataset, source: dataset.Source, data: Tensors,
-                trained: list[Trained], scorer: evaluate.Scorer) -> tuple[Manifest, dict[str, Path]]:
+    def _export(self, tmp: Path, ds: Dataset, data: stages.Tensors, members: list[Member],
+                scorer: Scorer) -> tuple[dict[str, TierEntry], dict[str, np.ndarray], dict[str, Path]]:
         cfg = self.cfg
         tick = time.perf_counter()
         held_out = ds.test.x[:cfg.export.parity_rows]
         entries: dict[str, TierEntry] = {}
+        predictions: dict[str, np.ndarray] = {}
         files: dict[str, Path] = {}
-        reference_params = nets.count_params(trained[0].net)
-        m0_metrics: tuple[Metrics, dict[str, Metrics]] | None = None
-        modules = {t.name: nets.Deployed(t.net, cfg.task, data.y_mean, data.y_std).eval() for t in trained}
+        reference_params = nets.count_params(members[0].stage.net)
+        m0: Scored | None = None
+        modules = {m.name: data.kind.head(m.stage.net, data.scale).eval() for m in members}
         paths = {name: tmp / f"{name}.onnx" for name in modules}
         with tqdm(total=1, desc="export to ONNX", file=sys.stderr) as bar:
-            export.to_onnx(modules, paths, ds.train.x.shape[1])
+            export.to_onnx(modules, paths, ds.train.x.shape[1], ds.target.name)
             bar.update()
-        for t in tqdm(trained, desc="parity + score", file=sys.stderr, unit="model"):
-            path, module = paths[t.name], modules[t.name]
+        for m in tqdm(members, desc="parity + score", file=sys.stderr, unit="model"):
+            path, module = paths[m.name], modules[m.name]
             sess = export.session(path)
-            diff = export.parity(t.name, module, sess, held_out, cfg.export.tolerance)
+            diff = export.parity(m.name, module, sess, held_out, cfg.export.tolerance)
             latency = export.latency_us(sess, ds.test.x[0], cfg.export.latency_runs)
-            overall, per_regime = scorer.score(export.run(sess, ds.test.x))
-            if m0_metrics is None:
-                m0_metrics = overall, per_regime
-            overall = evaluate.with_retention(overall, m0_metrics[0])
-            per_regime = {r: evaluate.with_retention(m, m0_metrics[1][r]) if r in m0_metrics[1] else m
-                          for r, m in per_regime.items()}
-            params = nets.count_params(t.net)
-            shape = self.shapes[t.index]
-            entries[t.name] = TierEntry(
-                name=t.name, role=t.role, teacher=t.teacher, file=path.name, sha256=store.sha256_file(path),
+            predictions[m.name] = export.run(sess, ds.test.x)
+            overall, per_regime = scorer.score(predictions[m.name])
+            m0 = m0 or (overall, per_regime)
+            overall = scorer.with_retention(overall, m0[0])
+            per_regime = {r: scorer.with_retention(v, m0[1][r]) if r in m0[1] else v
+                          for r, v in per_regime.items()}
+            params = nets.count_params(m.stage.net)
+            shape = self.shapes[m.index]
+            entries[m.name] = TierEntry(
+                name=m.name, role=m.role, teacher=m.teacher, file=path.name, sha256=store.sha256_file(path),
                 layers=shape.layers, width=shape.width, params=params, compression=reference_params / params,
-                alpha=t.alpha, temperature=t.temperature, metrics=overall, per_regime=per_regime,
-                parity_max_abs_diff=diff, latency_us_batch1=latency, train_seconds=t.result.seconds)
+                alpha=m.alpha, temperature=m.temperature, metrics=overall, per_regime=per_regime,
+                parity_max_abs_diff=diff, latency_us_batch1=latency, train_seconds=m.stage.result.seconds)
             files[path.name] = path
         self.timing["export"] = time.perf_counter() - tick
-        return self._manifest(ds, source, entries), files
+        return entries, predictions, files
 
-    def _manifest(self, ds: Dataset, source: dataset.Source, entries: dict[str, TierEntry]) -> Manifest:
-        cfg = self.cfg
+    def _manifest(self, ds: Dataset, source: dataset.Source, entries: dict[str, TierEntry],
+                  classical: dict[str, ClassicalEntry], references: dict[str, Reference],
+                  verdict: SkillSection) -> Manifest:
+        cfg, target = self.cfg, ds.target
         now = dt.datetime.now(dt.UTC)
-        family_id = f"{now:%Y%m%dT%H%M%SZ}-{source.kind}-{cfg.task}-s{cfg.seed}-{uuid.uuid4().hex[:6]}"
+        family_id = (f"{now:%Y%m%dT%H%M%SZ}-{source.kind}-{target.name}{target.horizon}-s{cfg.seed}-"
+                     f"{uuid.uuid4().hex[:6]}")
         spec = ds.spec
-        out_shape = [None, 3] if cfg.task == "classification" else [None, 1]
         return Manifest(
             family_id=family_id, created_at=now.isoformat(timespec="seconds"), source=source.describe(),
-            task=cfg.task,
+            target=TargetSection.model_validate(target.describe()),
             features=FeatureSection(window=spec.window, version=spec.version, names=list(spec.names),
                                     use_book=spec.use_book),
             input=TensorSpec(name=export.INPUT_NAME, shape=[None, len(spec.names)]),
-            output=TensorSpec(name=export.OUTPUT_NAME, shape=out_shape),
-            classes=list(dataset.CLASSES) if cfg.task == "classification" else None,
-            flat_band=ds.flat_band,
+            output=TensorSpec(name=target.name, shape=[None, target.width]),
             regime=RegimeSection(thresholds=ds.thresholds.to_dict(), tier_map=dict(regime.DEFAULT_TIER_MAP),
                                  names=list(regime.REGIMES)),
             tiers=[entries[f"M{i}"] for i in range(len(self.shapes))],
             baselines={"one_shot": entries["one_shot"], "direct": entries["direct"]},
-            config=self._resolved(),
+            classical=classical, references=references, skill=verdict, config=self._resolved(),
         )
 
     def _resolved(self) -> dict[str, Any]:
@@ -255,7 +262,7 @@ class Job:
         return resolved
 
 
-def _baseline_role(name: str, teacher: Trained | None) -> str:
+def _baseline_role(teacher: Member | None) -> str:
     if teacher is None:
         return "baseline: M3's shape trained on labels only"
     return f"baseline: M3's shape distilled straight from {teacher.name}"

@@ -7,9 +7,9 @@ write-up's parameter counts: 43 inputs (feature version 2) give 549,121 / 235,20
 parameters for 8×256 / 6×192 / 4×128 / 2×64 (~530K / ~225K / ~70K / ~9K; M3 is 56× smaller than M0).
 Without it the same shapes give about 15% fewer for M0 and 25% fewer for M3.
 
-Input normalisation (train-split mean and std) is a buffer inside the network, and `Deployed` adds
-the output side (de-standardised return, or class probabilities), so an exported graph takes raw
-features and returns the served prediction.
+Input normalisation (train-split mean and std) is a buffer inside the network, and the target kind's
+head (`training.kinds`: de-standardised value, or class probabilities) adds the output side, so an
+exported graph takes raw features and returns the served prediction.
 """
 
 from __future__ import annotations
@@ -75,22 +75,6 @@ class MLP(nn.Module):
         for layer in self.hidden[1:]:
             h = self.act(layer(torch.cat([h, x], dim=1) if self.input_skip else h))
         return self.head(h)
-
-
-class Deployed(nn.Module):
-    """What is exported: raw features → next log return (B, 1), or class probabilities (B, C)."""
-
-    def __init__(self, net: nn.Module, task: str, y_mean: float = 0.0, y_std: float = 1.0) -> None:
-        super().__init__()
-        self.net, self.task = net, task
-        self.register_buffer("y_mean", torch.tensor(y_mean, dtype=torch.float32))
-        self.register_buffer("y_std", torch.tensor(y_std, dtype=torch.float32))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = self.net(x)
-        if self.task == "classification":
-            return torch.softmax(z, dim=1)
-        return z * self.y_std + self.y_mean
 
 
 def count_params(net: nn.Module) -> int:

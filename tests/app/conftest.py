@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient  # tests/conftest.py imported it first, past its warning
 
+from market import targets
 from market.dataset import Dataset, build
 from market.regime import REGIMES, Thresholds, detect
 from market.sources import synthetic_source
@@ -49,10 +50,17 @@ def market(manifest_data: dict[str, Any]) -> SyntheticMarket:
 
 @pytest.fixture(scope="session")
 def dataset(manifest_data: dict[str, Any]) -> Dataset:
-    source = manifest_data["source"]
+    source, target = manifest_data["source"], manifest_data["target"]
     rebuilt = synthetic_source(int(source["rows"]), int(source["seed"]))
     assert rebuilt.describe()["sha256"] == source["sha256"], "the rebuilt source is not the trained one"
-    return build(rebuilt)
+    return build(rebuilt, targets.get(target["name"], target["horizon"]))
+
+
+@pytest.fixture(scope="session")
+def output_name(manifest_data: dict[str, Any]) -> str:
+    """The family's output tensor: named after its target."""
+    name: str = manifest_data["output"]["name"]
+    return name
 
 
 @pytest.fixture(scope="session")

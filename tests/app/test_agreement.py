@@ -42,13 +42,14 @@ def test_windows_of_one_call_give_the_same_rows_as_each_alone(dataset, make_body
 
 @pytest.mark.parametrize("row", ROWS)
 def test_the_service_predicts_what_onnxruntime_predicts_on_the_training_row(
-        client, dataset, make_body, sessions, manifest_data, row):
+        client, dataset, make_body, sessions, manifest_data, output_name, row):
     end = int(dataset.train.ends[row])
     x = dataset.train.x[row:row + 1] if row >= 0 else dataset.train.x[row:]
     thresholds = Thresholds.from_dict(manifest_data["regime"]["thresholds"])
     regime = REGIMES[int(detect(dataset.train.signals[[row]], thresholds)[0])]
     for tier, session in sessions.items():
         out = client.post("/predict", json=make_body(end=end, tier=tier)).json()
-        expected = float(session.run(["prediction"], {"features": x})[0][0, 0])
+        expected = float(session.run([output_name], {"features": x})[0][0, 0])
         assert out["tier"] == tier and out["regime"]["name"] == regime
+        assert out["target"] == {k: manifest_data["target"][k] for k in ("name", "horizon", "units")}
         assert out["prediction"] == pytest.approx(expected, rel=1e-6, abs=1e-12)

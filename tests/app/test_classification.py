@@ -1,8 +1,9 @@
-"""A classification family: /predict answers the class and its probabilities, /v2 the probability tensor.
+"""A family of a target with classes: /predict answers the class and its probabilities and names the
+target, /v2 gives the probability tensor named after the target.
 
-The family is made in tmp_path from the quick regression family: each tier's graph gets a small head
-that turns its return prediction r into softmax([-r, 0, r] · 1000) over (down, flat, up), and the
-manifest says task classification. The service's path is the one a trained classifier takes.
+The family is made in tmp_path from the quick return family: each tier's graph gets a small head that
+turns its return prediction r into softmax([-r, 0, r] · 1000) over (down, flat, up), and the manifest
+says target direction. The service's path is the one a trained direction family takes.
 """
 
 from __future__ import annotations
@@ -17,23 +18,25 @@ import pytest
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
+from market import targets  # noqa: E402
 from market.features import FEATURE_NAMES  # noqa: E402
 
-CLASSES = ["down", "flat", "up"]
+DIRECTION = targets.get("direction", 4)
+CLASSES = list(DIRECTION.classes)
 F = len(FEATURE_NAMES)
 
 
-def add_class_head(path: Path) -> str:
+def add_class_head(path: Path, old_output: str) -> str:
     model = onnx.load(path)
     graph = model.graph
     for node in graph.node:  # the old output becomes an inner tensor
-        node.output[:] = ["return" if o == "prediction" else o for o in node.output]
+        node.output[:] = ["inner_return" if o == old_output else o for o in node.output]
     spread = np.array([[-1000.0, 0.0, 1000.0]], np.float32)
     graph.initializer.extend([numpy_helper.from_array(spread, "spread")])
-    graph.node.extend([helper.make_node("MatMul", ["return", "spread"], ["logits"]),
-                       helper.make_node("Softmax", ["logits"], ["prediction"], axis=1)])
+    graph.node.extend([helper.make_node("MatMul", ["inner_return", "spread"], ["logits"]),
+                       helper.make_node("Softmax", ["logits"], ["direction"], axis=1)])
     del graph.output[:]
-    graph.output.extend([helper.make_tensor_value_info("prediction", TensorProto.FLOAT, [None, 3])])
+    graph.output.extend([helper.make_tensor_value_info("direction", TensorProto.FLOAT, [None, 3])])
     onnx.save(model, path)
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -42,12 +45,13 @@ def add_class_head(path: Path) -> str:
 def classification_store(store_copy, manifest_editor) -> Path:
     store, family_dir = store_copy
 
-    def to_classification(m: dict[str, Any]) -> None:
-        m["task"], m["classes"] = "classification", CLASSES
-        m["output"]["shape"] = [None, 3]
+    def to_direction(m: dict[str, Any]) -> None:
+        old_output = m["output"]["name"]
+        m["target"] = {**DIRECTION.describe(), "params": {"band": 0.43}}
+        m["output"] = {"name": "direction", "dtype": "float32", "shape": [None, 3]}
         for tier in m["tiers"]:
-            tier["sha256"] = add_class_head(family_dir / tier["file"])
-    manifest_editor(family_dir, to_classification)
+            tier["sha256"] = add_class_head(family_dir / tier["file"], old_output)
+    manifest_editor(family_dir, to_direction)
     return store
 
 
@@ -62,7 +66,8 @@ def test_a_classification_family_answers_the_class_and_probabilities(
     assert sum(prediction["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
     assert prediction["label"] == max(prediction["probabilities"], key=prediction["probabilities"].get)
     assert batch["results"][0]["prediction"] == prediction
-    assert tiers["task"] == "classification" and tiers["classes"] == CLASSES
+    assert out["target"] == {"name": "direction", "horizon": 4, "units": DIRECTION.units}
+    assert tiers["target"]["classes"] == CLASSES and tiers["target"]["kind"] == "classes"
 
 
 def test_a_classification_tier_over_the_protocol_returns_the_probability_tensor(
@@ -71,5 +76,5 @@ def test_a_classification_tier_over_the_protocol_returns_the_probability_tensor(
     with client_for(classification_store) as c:
         meta = c.get("/v2/models/M1").json()
         out = c.post("/v2/models/M1/infer", json=body).json()
-    assert meta["outputs"] == [{"name": "prediction", "datatype": "FP32", "shape": [-1, 3]}]
+    assert meta["outputs"] == [{"name": "direction", "datatype": "FP32", "shape": [-1, 3]}]
     assert out["outputs"][0]["shape"] == [2, 3] and len(out["outputs"][0]["data"]) == 6

@@ -28,16 +28,17 @@ def test_server_metadata_liveness_and_readiness(client):
     assert ready.status_code == 200 and ready.json() == {"ready": True}
 
 
-def test_model_metadata_gives_inputs_and_outputs_with_datatype_and_shape(client, manifest_data):
+def test_model_metadata_gives_inputs_and_the_output_named_after_the_target(client, manifest_data):
     meta = client.get("/v2/models/M2").json()
     assert meta == {"name": "M2", "versions": [manifest_data["family_id"]], "platform": "onnxruntime_onnx",
                     "inputs": [{"name": "features", "datatype": "FP32", "shape": [-1, F]}],
-                    "outputs": [{"name": "prediction", "datatype": "FP32", "shape": [-1, 1]}]}
+                    "outputs": [{"name": manifest_data["target"]["name"], "datatype": "FP32",
+                                 "shape": [-1, 1]}]}
     assert client.get("/v2/models/M2/ready").json() == {"name": "M2", "ready": True}
 
 
 @pytest.mark.parametrize("nested", [False, True])
-def test_infer_runs_the_tier_on_the_feature_tensor(client, quick_store, dataset, nested):
+def test_infer_runs_the_tier_on_the_feature_tensor(client, quick_store, dataset, output_name, nested):
     x = dataset.test.x[:5]
     r = client.post("/v2/models/M1/infer", json=infer_body(x, nested))
     assert r.status_code == 200, r.text
@@ -45,16 +46,16 @@ def test_infer_runs_the_tier_on_the_feature_tensor(client, quick_store, dataset,
     assert (out["model_name"], out["id"]) == ("M1", "req-1")
     assert out["model_version"] == read_current(quick_store)
     [tensor] = out["outputs"]
-    assert (tensor["name"], tensor["datatype"], tensor["shape"]) == ("prediction", "FP32", [5, 1])
+    assert (tensor["name"], tensor["datatype"], tensor["shape"]) == (output_name, "FP32", [5, 1])
     session = ort.InferenceSession(str(quick_store / read_current(quick_store) / "M1.onnx"),
                                    providers=["CPUExecutionProvider"])
-    expected = session.run(["prediction"], {"features": x})[0]
+    expected = session.run([output_name], {"features": x})[0]
     got = np.array(tensor["data"], dtype=np.float32)
     np.testing.assert_allclose(got, expected.ravel(), rtol=1e-6, atol=1e-9)
 
 
-def test_infer_accepts_a_request_for_the_prediction_output(client, dataset):
-    body = infer_body(dataset.test.x[:1]) | {"outputs": [{"name": "prediction"}]}
+def test_infer_accepts_a_request_for_the_targets_output(client, dataset, output_name):
+    body = infer_body(dataset.test.x[:1]) | {"outputs": [{"name": output_name}]}
     assert client.post("/v2/models/M3/infer", json=body).status_code == 200
 
 

@@ -121,7 +121,8 @@ def unknown_threshold(m: dict[str, Any]) -> None:
 
 
 MANIFEST_PROBLEMS = [
-    ("unknown_schema_version", set_schema(2), "schema_version"),
+    ("unknown_schema_version", set_schema(3), "schema_version"),
+    ("an_older_schema", set_schema(1), "retrain the family"),
     ("regime_without_a_tier", drop_tier_map_entry, "tier_map"),
     ("other_feature_version", other_feature_version, "features version 99"),
     ("unknown_threshold", unknown_threshold, "typo"),

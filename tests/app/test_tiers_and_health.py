@@ -8,7 +8,8 @@ import re
 def test_tiers_describes_the_family_and_every_tier(client, manifest_data):
     family = client.get("/tiers").json()
     assert family["family_id"] == manifest_data["family_id"]
-    assert family["source"] == manifest_data["source"] and family["task"] == "regression"
+    assert family["source"] == manifest_data["source"] and family["target"] == manifest_data["target"]
+    assert set(family["classical"]) == set(manifest_data["classical"]) and family["verdict"]
     assert family["window"] == 48 and family["tier_map"] == manifest_data["regime"]["tier_map"]
     assert family["thresholds"] == manifest_data["regime"]["thresholds"]
     assert set(family["baselines"]) == set(manifest_data["baselines"])

@@ -5,13 +5,13 @@ import json
 import numpy as np
 import pytest
 
-from market import dataset, regime
+from market import dataset, regime, targets
 from market.sources import synthetic_source
 
 
 @pytest.fixture(scope="module")
 def data():
-    return dataset.build(synthetic_source(60_000, 5))
+    return dataset.build(synthetic_source(60_000, 5), targets.get("return"))
 
 
 def test_calibration_returns_plain_serialisable_thresholds_that_round_trip(data):

@@ -23,17 +23,24 @@ TIER = {
 }
 
 
+SKILL = {
+    "metric": "r2", "confidence": 0.95, "resamples": 10, "block_length": 1, "block_rule": "fixed",
+    "best_baseline": "mean", "overall": {}, "per_regime": {}, "skills": {}, "verdict": "none",
+    "regime_verdicts": {},
+}
+
+
 def manifest(family_id: str) -> Manifest:
     return Manifest.model_validate({
         "family_id": family_id, "created_at": "2026-01-01T00:00:00Z", "source": {"kind": "synthetic"},
-        "task": "regression",
+        "target": {"name": "return", "horizon": 1, "units": "log return", "kind": "regression",
+                   "description": "the next bar's log return", "params": {}},
         "features": {"window": 48, "version": 1, "names": ["a"], "use_book": True},
         "input": {"name": "features", "shape": [None, 1]},
-        "output": {"name": "prediction", "shape": [None, 1]},
-        "flat_band": 0.001,
+        "output": {"name": "return", "shape": [None, 1]},
         "regime": {"thresholds": {"calm": 1.0}, "tier_map": {"calm": "M0"}, "names": ["calm"]},
         "tiers": [{**TIER, "name": "M0", "file": "M0.onnx"}],
-        "baselines": {}, "config": {},
+        "baselines": {}, "classical": {}, "references": {}, "skill": SKILL, "config": {},
     })
 
 
@@ -82,7 +89,9 @@ def test_current_can_only_point_at_a_complete_family(tmp_path):
         ("{not json", "is not JSON"),
         ("[1, 2]", "not a JSON object"),
         (json.dumps({"schema_version": 99}), "schema_version 99"),
-        (json.dumps({"schema_version": 1, "family_id": "x"}), "manifest.json: created_at"),
+        (json.dumps({"schema_version": 1, "family_id": "x"}),
+         "schema_version 1; this service reads version 2: retrain the family"),
+        (json.dumps({"schema_version": 2, "family_id": "x"}), "manifest.json: created_at"),
         (b"\xff\xfe{}", "is not UTF-8 text"),
     ],
 )

@@ -155,8 +155,8 @@ def manifest_is_a_directory(family_dir: Path) -> None:
     (family_dir / MANIFEST).mkdir()
 
 
-def manifest_schema_2(family_dir: Path) -> None:
-    edit_manifest(family_dir, lambda m: m.update(schema_version=2))
+def manifest_schema_1(family_dir: Path) -> None:
+    edit_manifest(family_dir, lambda m: m.update(schema_version=1))
 
 
 MANIFEST_FAULTS: list[tuple[str, Callable[[Path], None], str]] = [
@@ -164,7 +164,7 @@ MANIFEST_FAULTS: list[tuple[str, Callable[[Path], None], str]] = [
     ("not_json", manifest_not_json, "is not JSON"),
     ("not_utf8_text", manifest_not_text, "is not UTF-8 text"),
     ("a_directory", manifest_is_a_directory, "cannot be read"),
-    ("unknown_schema_version", manifest_schema_2, "schema_version 2"),
+    ("older_schema_version", manifest_schema_1, "schema_version 1; this service reads version 2: retrain"),
 ]
 
 

@@ -7,6 +7,7 @@ import torch
 
 from training import export, nets
 from training.errors import ParityError
+from training.kinds import KINDS, Scale
 
 F = 38
 
@@ -16,9 +17,9 @@ def exported(tmp_path_factory):
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     net = nets.MLP(rng.normal(size=F), rng.uniform(0.5, 2.0, F), nets.Shape(2, 16), 1)
-    module = nets.Deployed(net, "regression", y_mean=1e-4, y_std=2e-3).eval()
+    module = KINDS["regression"].head(net, Scale(mean=1e-4, std=2e-3)).eval()
     path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
-    export.to_onnx({"tiny": module}, {"tiny": path}, F)
+    export.to_onnx({"tiny": module}, {"tiny": path}, F, "volatility")
     return module, path
 
 
@@ -37,14 +38,14 @@ def test_exported_graph_has_the_contract_names_and_a_dynamic_batch(exported):
     _, path = exported
     graph = onnx.load(str(path)).graph
     (inp,), (out,) = graph.input, graph.output
-    assert (inp.name, out.name) == ("features", "prediction")
+    assert (inp.name, out.name) == ("features", "volatility")  # the output is named after the target
     dims = inp.type.tensor_type.shape.dim
     assert dims[0].dim_param and dims[1].dim_value == F
 
 
 def test_parity_check_fails_when_the_graph_is_not_the_model(exported):
     _, path = exported
-    other = nets.Deployed(nets.MLP(np.zeros(F), np.ones(F), nets.Shape(2, 16), 1), "regression").eval()
+    other = KINDS["regression"].head(nets.MLP(np.zeros(F), np.ones(F), nets.Shape(2, 16), 1), Scale()).eval()
     rows = np.zeros((4, F), dtype=np.float32)
     with pytest.raises(ParityError, match="tolerance"):
         export.parity("tiny", other, export.session(path), rows, 1e-5)

@@ -6,6 +6,7 @@ import torch
 
 from market.features import FEATURE_NAMES
 from training import nets
+from training.kinds import KINDS, Scale
 
 F = len(FEATURE_NAMES)
 
@@ -32,14 +33,20 @@ def test_width_only_and_depth_only_schedules_shrink_along_one_axis(schedule):
     assert counts == sorted(counts, reverse=True) and counts[0] / counts[-1] > 45
 
 
-def test_normalisation_and_output_scaling_travel_inside_the_deployed_module():
+def test_normalisation_and_output_scaling_travel_inside_the_exported_module():
     mean, std = np.full(F, 5.0), np.full(F, 2.0)
     net = nets.MLP(mean, std, nets.Shape(2, 8), 1)
-    deployed = nets.Deployed(net, "regression", y_mean=0.001, y_std=0.01)
+    deployed = KINDS["regression"].head(net, Scale(mean=0.001, std=0.01))
     x = torch.from_numpy(np.random.default_rng(0).normal(5.0, 2.0, (4, F)).astype(np.float32))
     with torch.no_grad():
         assert torch.allclose(deployed(x), net(x) * 0.01 + 0.001)
         assert torch.allclose(net.normalize(x), (x - 5.0) / 2.0)
+
+
+def test_a_classes_head_returns_probabilities_over_the_networks_outputs():
+    net = nets.MLP(np.zeros(F), np.ones(F), nets.Shape(1, 4), 5)
+    probs = KINDS["classes"].head(net, Scale())(torch.randn(3, F))
+    assert probs.shape == (3, 5) and torch.allclose(probs.sum(dim=1), torch.ones(3))
 
 
 def test_a_constant_feature_is_centred_instead_of_divided_by_zero():

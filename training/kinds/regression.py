@@ -1,0 +1,117 @@
+"""The regression kind: one value per window, in the target's units.
+
+Training: y standardised with the training split's mean and std; hard loss MSE against y, soft loss MSE
+against the teacher's outputs; the exported head undoes the standardisation. Metrics: R² (the
+headline), MSE and, for a signed target, directional accuracy (sign of the prediction against the sign
+of y, rows with y = 0 left out). Linear baseline: ridge on the standardised features, closed form, its
+strength chosen on the validation split's R².
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from market.targets import Target
+from training.kinds.base import Kind, Predict, Scale, standardise
+
+RIDGE_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)  # λ on the Gram matrix of standardised features / n
+CHUNK = 131_072
+
+
+class Denormalize(nn.Module):
+    """net(x) · std + mean: the served value in the target's units."""
+
+    y_mean: Tensor
+    y_std: Tensor
+
+    def __init__(self, net: nn.Module, scale: Scale) -> None:
+        super().__init__()
+        self.net = net
+        self.register_buffer("y_mean", torch.tensor(scale.mean, dtype=torch.float32))
+        self.register_buffer("y_std", torch.tensor(scale.std, dtype=torch.float32))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x) * self.y_std + self.y_mean
+
+
+class Regression(Kind):
+    name = "regression"
+    headline = "r2"
+    uses_temperature = False
+    constant_name = "the training split's mean"
+    linear_name = "ridge"
+
+    def scale(self, y_train: np.ndarray) -> Scale:
+        return Scale(float(y_train.mean(dtype=np.float64)), float(y_train.std(dtype=np.float64)))
+
+    def encode(self, y: np.ndarray, scale: Scale) -> Tensor:
+        return torch.from_numpy(((y - scale.mean) / scale.std).astype(np.float32)[:, None])
+
+    def hard_loss(self, out: Tensor, target: Tensor) -> Tensor:
+        return F.mse_loss(out, target.view_as(out))
+
+    def soft_loss(self, out: Tensor, teacher_out: Tensor, temperature: float) -> Tensor:
+        return F.mse_loss(out, teacher_out)
+
+    def head(self, net: nn.Module, scale: Scale) -> nn.Module:
+        return Denormalize(net, scale)
+
+    def row_stats(self, target: Target, pred: np.ndarray, y: np.ndarray) -> np.ndarray:
+        y = y.astype(np.float64)
+        p = pred[:, 0].astype(np.float64)
+        centred = y - y.mean()  # R² is shift-invariant; centring keeps the sums well conditioned
+        columns = [np.ones_like(y), centred, centred * centred, (y - p) ** 2]
+        if target.signed:
+            moved = y != 0
+            columns += [moved, moved & (np.sign(p) == np.sign(y))]
+        return np.stack(columns, axis=1)
+
+    def from_sums(self, target: Target, sums: np.ndarray) -> dict[str, np.ndarray]:
+        n, s1, s2, sse = (sums[..., i] for i in range(4))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = {"r2": 1.0 - sse / (s2 - s1 * s1 / n), "mse": sse / n}
+            if target.signed:
+                out["directional_accuracy"] = sums[..., 5] / sums[..., 4]
+        return out
+
+    def loss(self, pred: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return (y.astype(np.float64) - pred[:, 0]) ** 2
+
+    def no_skill(self, target: Target) -> float:
+        return 0.0
+
+    def constant(self, y_train: np.ndarray, target: Target) -> np.ndarray:
+        return np.array([y_train.mean(dtype=np.float64)])
+
+    def linear(self, x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
+               target: Target) -> tuple[Predict, str, int]:
+        """Ridge: w = (AᵀA/n + λI)⁻¹ Aᵀ(y − ȳ)/n on standardised features A, for every λ of the grid at
+        the cost of one eigendecomposition; the λ with the best validation R² wins."""
+        mean, std = x.mean(axis=0, dtype=np.float64), x.std(axis=0, dtype=np.float64)
+        y_mean = float(y.mean(dtype=np.float64))
+        f = x.shape[1]
+        gram, cross = np.zeros((f, f)), np.zeros(f)
+        for i in range(0, x.shape[0], CHUNK):
+            a = standardise(x[i:i + CHUNK].astype(np.float64), mean, std)
+            gram += a.T @ a
+            cross += a.T @ (y[i:i + CHUNK] - y_mean)
+        evals, vecs = np.linalg.eigh(gram / x.shape[0])
+        projected = vecs.T @ (cross / x.shape[0])
+        a_val = standardise(x_val.astype(np.float64), mean, std)
+        sst = float(np.sum((y_val - y_val.mean()) ** 2))
+        best: tuple[float, float, np.ndarray] | None = None
+        for lam in RIDGE_GRID:
+            w = vecs @ (projected / (evals + lam))
+            r2 = 1.0 - float(np.sum((y_val - y_mean - a_val @ w) ** 2)) / sst
+            if best is None or r2 > best[0]:
+                best = (r2, lam, w)
+        assert best is not None
+        _, lam, w = best
+
+        def predict(features: np.ndarray) -> np.ndarray:
+            return (standardise(features.astype(np.float64), mean, std) @ w + y_mean)[:, None]
+
+        return predict, f"ridge on the {f} features (λ = {lam:g}, chosen on validation)", f + 1
