@@ -61,9 +61,9 @@ def within_budget(family: Family, tier: str, budget_ms: float) -> str | None:
     smaller = [family.tiers[name] for name in order[order.index(tier):] if family.tiers[name].available]
     if not smaller:
         return None
-    budget_us = budget_ms * 1e3
     for candidate in smaller:
-        if candidate.latency_us is not None and candidate.latency_us <= budget_us:
+        # Compared in milliseconds, the budget's own unit: a tier measured at exactly the budget fits.
+        if candidate.latency_us is not None and candidate.latency_us / 1e3 <= budget_ms:
             return candidate.name
     return min(smaller, key=lambda t: t.latency_us or 0.0).name
 

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from bench.common import ROOT, cli, table
-from market import dataset, hysteresis
+from market import dataset, hysteresis, targets
 from market.bybit import bybit_interval
 from market.hysteresis import Hysteresis, HysteresisSettings
 from market.regime import Thresholds, balanced_accuracy, confusion_matrix
@@ -91,7 +91,7 @@ def run(quick: bool, out: Path, ohlcv: Path = OHLCV) -> dict[str, Any]:
 
 
 def stream(source: dataset.Source, name: str) -> Stream:
-    ds = dataset.build(source)
+    ds = dataset.build(source, targets.get("return"))  # any target: only the windows' signals are read
     splits = (ds.val, ds.test)
     truth = [s.true_regime for s in splits if s.true_regime is not None] or None
     return Stream(name, source.interval, [s.signals for s in splits], ds.thresholds, truth)
