@@ -63,15 +63,22 @@ class Metrics:
         self.available = Gauge("tiered_tier_available", "Whether the tier loaded and verified (1) or not "
                                "(0).", ["tier"], registry=self._own, multiprocess_mode="liveall")
         self._family_id: str | None = None
+        # prometheus-client validates the label values on every labels() call: its children are kept here.
+        self._histograms: dict[str, Histogram] = {}
+        self._counters: dict[tuple[str, str, str], Counter] = {}
 
     def record(self, predictions: Iterable[tuple[str, str, str, float]]) -> None:
         """Predictions served, each as (tier, regime, reason, latency in µs)."""
         counts: Tally[tuple[str, str, str]] = Tally()
         for tier, regime, reason, latency_us in predictions:
             counts[(tier, regime, reason)] += 1
-            self.latency.labels(tier).observe(latency_us / 1e6)
+            if tier not in self._histograms:
+                self._histograms[tier] = self.latency.labels(tier)
+            self._histograms[tier].observe(latency_us / 1e6)
         for labels, n in counts.items():
-            self.predictions.labels(*labels).inc(n)
+            if labels not in self._counters:
+                self._counters[labels] = self.predictions.labels(*labels)
+            self._counters[labels].inc(n)
 
     def serving(self, family: Family) -> None:
         """The family this worker serves from now on, and which of its tiers are available."""

@@ -122,26 +122,26 @@ def _violations(joined: np.ndarray, starts: np.ndarray,
     the relations between values. A rule of None: the form's own words (a timestamp out of order)."""
     values: list[tuple[str, np.ndarray, str, str | None]] = []
     relations: list[tuple[str, np.ndarray, str, str | None]] = []
-    ts = joined[TS]
-    with np.errstate(invalid="ignore"):
-        _add(values, "ts", ~((ts >= 0) & (ts < MAX_TS) & (np.floor(ts) == ts)),
-             "is not a whole number of milliseconds in [0, 2^53)",
-             "send the bar's open time in epoch milliseconds")
-    has_tbv = np.repeat([w.taker_volume for w in windows], [w.candles.shape[1] for w in windows])
+    ts = joined[TS]  # comparisons with NaN are False and silent: no errstate needed
+    _add(values, "ts", ~((ts >= 0) & (ts < MAX_TS) & (np.floor(ts) == ts)),
+         "is not a whole number of milliseconds in [0, 2^53)",
+         "send the bar's open time in epoch milliseconds")
+    given = [w.taker_volume for w in windows]
     # Windows without taker volume carry NaN there; 0 satisfies every rule on them.
-    tbv = np.where(has_tbv, joined[TBV], 0.0) if has_tbv.any() else None
+    tbv = joined[TBV] if all(given) else None if not any(given) else \
+        np.where(np.repeat(given, [w.candles.shape[1] for w in windows]), joined[TBV], 0.0)
     # Timestamps stay float64 here: only compared; the features get them as int64 once they passed.
     market = Candles(ts, joined[1], joined[2], joined[3], joined[4], joined[5], tbv)
-    boundary = np.zeros(joined.shape[1], dtype=bool)
-    boundary[starts] = True  # each window's first row follows another window: not an order violation
     for v in market.violations():
-        rows = v.rows[~boundary[v.rows]] if v.field == "ts" else v.rows
+        # Each window's first row follows another window's last: not an order violation.
+        rows = np.setdiff1d(v.rows, starts, assume_unique=True) if v.field == "ts" else v.rows
         if rows.size:
             (relations if v.relation else values).append(
                 (v.field, rows, v.problem, None if v.field == "ts" else v.rule))
-    with np.errstate(invalid="ignore"):
+    beyond = np.abs(joined[1:7]) > F32_MAX
+    if beyond.any():
         for j in range(1, 7):
-            _add(values, COLUMNS[j], np.abs(joined[j]) > F32_MAX, "is beyond float32's range",
+            _add(values, COLUMNS[j], beyond[j - 1], "is beyond float32's range",
                  f"values must be less than or equal to {F32_MAX} (the models' input is float32)")
     return values + relations
 

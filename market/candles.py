@@ -78,26 +78,25 @@ class Candles:
         service checks a batch at once) breaks `ts` at each window's first row; the caller skips those.
         """
         columns = self._columns()
-        for name, values in columns.items():
-            yield from _broken(name, ~np.isfinite(values), "is not a finite number",
-                               "send a finite number (no NaN or Infinity)", relation=False)
-        for name in ("open", "high", "low", "close"):
-            yield from _broken(name, columns[name] <= 0, "is not greater than 0",
-                               "prices must be greater than 0", relation=False)
-        for name in ("volume", "taker_buy_volume"):
-            if name in columns:
-                yield from _broken(name, columns[name] < 0, "is negative",
-                                   "volumes must be greater than or equal to 0", relation=False)
-        yield from _broken("high", self.high < np.maximum(self.open, self.close), "is below max(open, close)",
-                           "high must be ≥ max(open, close)")
-        yield from _broken("low", self.low > np.minimum(self.open, self.close), "is above min(open, close)",
-                           "low must be ≤ min(open, close)")
+        names = list(columns)
+        block = np.vstack(list(columns.values()))  # (k, n): one numpy call per rule, not one per column
+        yield from _broken(names, ~np.isfinite(block), "is not a finite number",
+                           "send a finite number (no NaN or Infinity)", relation=False)
+        yield from _broken(names[:4], block[:4] <= 0, "is not greater than 0",
+                           "prices must be greater than 0", relation=False)
+        yield from _broken(names[4:], block[4:] < 0, "is negative",
+                           "volumes must be greater than or equal to 0", relation=False)
+        yield from _broken(["high"], self.high < np.maximum(self.open, self.close),
+                           "is below max(open, close)", "high must be ≥ max(open, close)")
+        yield from _broken(["low"], self.low > np.minimum(self.open, self.close),
+                           "is above min(open, close)", "low must be ≤ min(open, close)")
         if self.taker_buy_volume is not None:
-            yield from _broken("taker_buy_volume", self.taker_buy_volume > self.volume, "is above the volume",
+            above = self.taker_buy_volume > self.volume
+            yield from _broken(["taker_buy_volume"], above, "is above the volume",
                                "taker-buy volume is part of the volume, so it must be ≤ volume")
-        increasing = np.ones(len(self), dtype=bool)
-        increasing[1:] = np.diff(self.ts) > 0
-        yield from _broken("ts", ~increasing, "is not after the previous timestamp",
+        out_of_order = np.zeros(len(self), dtype=bool)
+        out_of_order[1:] = self.ts[1:] <= self.ts[:-1]
+        yield from _broken(["ts"], out_of_order, "is not after the previous timestamp",
                            "timestamps must increase strictly, oldest candle first")
 
     def _columns(self) -> dict[str, FloatArray]:
@@ -119,11 +118,15 @@ class Violation:
     relation: bool  # between values (high vs open and close, ts vs the previous), not of one value alone
 
 
-def _broken(name: str, mask: np.ndarray, problem: str, rule: str,
+def _broken(names: list[str], mask: np.ndarray, problem: str, rule: str,
             relation: bool = True) -> Iterator[Violation]:
-    rows = np.flatnonzero(mask)
-    if rows.size:
-        yield Violation(name, rows, problem, rule, relation)
+    """The violations of one rule; `mask` is (n,) for one column or (len(names), n) for several."""
+    if not mask.any():  # the common case, in one call
+        return
+    for name, column in zip(names, mask.reshape(len(names), -1), strict=True):
+        rows = np.flatnonzero(column)
+        if rows.size:
+            yield Violation(name, rows, problem, rule, relation)
 
 
 @dataclass(frozen=True)
