@@ -171,15 +171,21 @@ class DataPlane:
         f = prepared.features
         regimes = [REGIMES[k] for k in detect(f.signals, family.thresholds)]
         routed: list[tuple[_Job, int, Route]] = []
+        by_regime: dict[str, Route] = {}  # a query without override or budget goes where its regime goes
         for job, row in zip(jobs, prepared.rows, strict=True):
             if isinstance(row, InvalidInput):
                 job.outcome = row
                 continue
-            q = job.query
+            q, regime = job.query, regimes[row]
             try:
-                routed.append((job, row, route(family, regimes[row], q.tier, q.budget_ms, f"{q.prefix}tier")))
+                if q.tier is None and q.budget_ms is None:
+                    r = by_regime.get(regime) or by_regime.setdefault(regime, route(family, regime))
+                else:
+                    r = route(family, regime, q.tier, q.budget_ms, f"{q.prefix}tier")
             except ServiceError as e:
                 job.outcome = e
+                continue
+            routed.append((job, row, r))
         decisions = {}
         signals = f.signals.tolist()
         for job, row, r in routed:

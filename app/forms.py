@@ -103,7 +103,8 @@ def _columns(columns: Any, names: Names) -> tuple[np.ndarray, bool]:
                                "the same length", field)
     out = np.empty((7, n), dtype=np.float64)
     taker = columns.taker_buy_volume is not None
-    out[:6] = _OHLCV(columns)
+    # One pass over the six lists (cheaper than numpy's conversion of a tuple of lists, measured).
+    out[:6] = np.fromiter(itertools.chain(*_OHLCV(columns)), np.float64, 6 * n).reshape(6, n)
     out[6] = columns.taker_buy_volume if taker else np.nan
     return out, taker
 
