@@ -134,6 +134,8 @@ def test_predictions_feed_the_live_counters_in_tiers(client_for, quick_store, ma
             c.post("/predict", json=make_body(tier="M2"))
         c.post("/predict", json=make_body(tier="M0"))
         tiers = {t["name"]: t["live"] for t in c.get("/tiers").json()["tiers"]}
+        alone = c.get("/tiers/M2").json()["live"]
+    assert alone["share"] == 0.75, "one tier's share is of all tiers' predictions"
     assert tiers["M2"]["requests"] == 3 and tiers["M0"]["requests"] == 1
     assert tiers["M2"]["share"] == 0.75 and tiers["M1"]["share"] == 0.0
     assert tiers["M2"]["p50_us"] > 0 and tiers["M2"]["p99_us"] >= tiers["M2"]["p50_us"]
