@@ -53,3 +53,21 @@ PREDICT: Any = {
 }
 BATCH: Any = {"mixed": {"summary": "one window in each form", "value": {
     "items": [OBJECTS_REQUEST, COLUMNS_REQUEST, BYBIT_REQUEST]}}}
+
+# A real answer to each of the three forms above, captured from a server over `tiered train --quick --seed 0`
+# (README, The service); another family gives other numbers. The Bybit form says dropped_open_candle: true.
+ANSWER: Any = {'tier': 'M3',
+               'requested_tier': 'M3',
+               'reason': 'regime',
+               'regime': {'name': 'calm',
+                          'signals': {'volatility': 19.525528184578665,
+                                      'spread_bps': 1.9916817995426053,
+                                      'imbalance': 0.2,
+                                      'trend': 0.7831860781713375,
+                                      'vol_shift': 1.1699017084221695},
+                          'estimated': []},
+               'family_id': '<family id>',
+               'last_bar_ts': 1704070020000,
+               'dropped_open_candle': False,
+               'prediction': 0.00027252748259343207,
+               'latency_us': 1320.086}

@@ -287,6 +287,8 @@ def request_body(name: str, examples: dict[str, Any]) -> dict[str, Any]:
         "schema": {"$ref": f"#/components/schemas/{name}"}, "examples": examples}}}}
 
 
-def response(name: str) -> dict[int | str, dict[str, Any]]:
-    return {200: {"description": "Successful Response", "content": {"application/json": {
-        "schema": {"$ref": f"#/components/schemas/{name}"}}}}}
+def response(name: str, example: Any = None) -> dict[int | str, dict[str, Any]]:
+    content: dict[str, Any] = {"schema": {"$ref": f"#/components/schemas/{name}"}}
+    if example is not None:
+        content["example"] = example
+    return {200: {"description": "Successful Response", "content": {"application/json": content}}}

@@ -23,7 +23,7 @@ router = APIRouter(tags=["predict"], responses={
 # calls of one event-loop turn are coalesced into one batch by the data plane.
 @router.post("/predict", summary="Predict the next return for one market window",
              openapi_extra=wire.request_body("PredictRequest", examples.PREDICT),
-             responses=wire.response("PredictResponse"))
+             responses=wire.response("PredictResponse", examples.ANSWER))
 async def predict(request: Request, plane: DataPlaneDep, codec: CodecDep) -> Response:
     query = codec.query(await request.body(), request.headers.get("content-type"))
     return wire.json_response(wire.predict_response(await plane.predict(query)))

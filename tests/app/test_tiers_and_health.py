@@ -87,6 +87,9 @@ def test_openapi_documents_every_endpoint_with_examples_and_the_error_shape(clie
     assert isinstance(examples["objects"]["value"]["candles"], list)
     assert isinstance(examples["columns"]["value"]["candles"], dict)
     assert examples["bybit"]["value"]["bybit_kline"][0][1].replace(".", "").isdigit()
+    answer = client.post("/predict", json=examples["columns"]["value"]).json()
+    example = predict["responses"]["200"]["content"]["application/json"]["example"]
+    assert set(example) == set(answer) and set(example["regime"]) == set(answer["regime"])
     for name in ("PredictRequest", "BatchRequest", "PredictResponse", "InferenceRequest", "CandleColumns"):
         assert name in spec["components"]["schemas"], name
     assert client.get("/docs").status_code == 200
