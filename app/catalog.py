@@ -1,29 +1,29 @@
-"""What the service says about its family: /tiers, /readyz and the Prometheus text read from here."""
+"""What the service says about its family: /tiers and /readyz read from here."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from app.metrics import Metrics
+from app.metrics import Metrics, TierStats
 from app.registry import Family, Tier
 from app.schemas import FamilyInfo, LiveStats, Readiness, TierInfo
 
 
 def describe(family: Family, metrics: Metrics) -> FamilyInfo:
     m = family.manifest
+    live = metrics.tiers(list(family.tiers))
     return FamilyInfo(
         family_id=m.family_id, created_at=m.created_at, target=m.target, source=m.source,
         window=m.features.window, use_book=m.features.use_book, thresholds=family.thresholds.to_dict(),
         tier_map=m.regime.tier_map, input=m.input, output=m.output,
-        tiers=[describe_tier(t, metrics) for t in family.tiers.values()],
+        tiers=[describe_tier(t, live[name]) for name, t in family.tiers.items()],
         baselines={name: b.metrics for name, b in m.baselines.items()},
         classical={name: c.metrics for name, c in m.classical.items()}, verdict=m.skill.verdict,
     )
 
 
-def describe_tier(tier: Tier, metrics: Metrics) -> TierInfo:
+def describe_tier(tier: Tier, live: TierStats) -> TierInfo:
     e = tier.entry
-    live = metrics.tier(e.name)
     return TierInfo(
         name=e.name, role=e.role, teacher=e.teacher, layers=e.layers, width=e.width, params=e.params,
         compression=e.compression, alpha=e.alpha, temperature=e.temperature, metrics=e.metrics,
@@ -40,7 +40,3 @@ def readiness(family: Family) -> Readiness:
         "ready" if len(available) == len(family.tiers) else "degraded" if available else "unavailable")
     return Readiness(status=status, family_id=family.family_id, available=available,
                      unavailable=family.problems)
-
-
-def prometheus(family: Family, metrics: Metrics) -> str:
-    return metrics.prometheus(family.family_id, {name: t.available for name, t in family.tiers.items()})

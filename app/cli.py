@@ -14,8 +14,10 @@ from __future__ import annotations
 import argparse
 import copy
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -73,10 +75,19 @@ def _run(settings: Any, flags: dict[str, Any]) -> int:
         "timeout_graceful_shutdown": settings.shutdown_grace_seconds,
     }
     if settings.workers > 1:
+        from app import multiproc
+
+        # Workers sum their metrics through files in one directory, emptied for this run.
+        default = Path(tempfile.gettempdir()) / f"tiered-metrics-{os.getpid()}"
+        directory = multiproc.prepare(settings.metrics_dir or default)
         # Each worker process builds its own app from the environment, so the flags travel there too.
-        for name, value in flags.items():
+        for name, value in {**flags, "metrics_dir": directory}.items():
             os.environ[f"TIERED_{name.upper()}"] = str(value)
-        uvicorn.run(FACTORY, factory=True, workers=settings.workers, **common)
+        try:
+            uvicorn.run(FACTORY, factory=True, workers=settings.workers, **common)
+        finally:
+            if settings.metrics_dir is None:
+                shutil.rmtree(directory, ignore_errors=True)
         return 0
     server = uvicorn.Server(uvicorn.Config(create_app(settings), **common))
     # uvicorn drains, then re-raises the signal it caught to the previous handler; this one lets the

@@ -1,4 +1,4 @@
-"""Typed dependencies the routes declare: the settings, the data plane, the registry, the counters.
+"""Typed dependencies the routes declare: settings, data plane, codecs, registry and counters.
 
 Everything lives on `app.state`, put there by the lifespan in `app/main.py`. The getters are
 `async def` on purpose: FastAPI runs a plain `def` dependency in its thread pool, and that hop cost
@@ -14,19 +14,29 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from app import oip
+from app.dataplane import DataPlane
 from app.errors import AdminDisabled, Unauthorized
 from app.metrics import Metrics
-from app.predictor import Predictor
 from app.registry import Registry
 from app.settings import Settings
+from app.wire import Codec
 
 
 async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-async def get_predictor(request: Request) -> Predictor:
-    return request.app.state.predictor
+async def get_plane(request: Request) -> DataPlane:
+    return request.app.state.plane
+
+
+async def get_codec(request: Request) -> Codec:
+    return request.app.state.codec
+
+
+async def get_oip_types(request: Request) -> oip.RequestTypes:
+    return request.app.state.oip_types
 
 
 async def get_registry(request: Request) -> Registry:
@@ -38,7 +48,9 @@ async def get_metrics(request: Request) -> Metrics:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-PredictorDep = Annotated[Predictor, Depends(get_predictor)]
+DataPlaneDep = Annotated[DataPlane, Depends(get_plane)]
+CodecDep = Annotated[Codec, Depends(get_codec)]
+OipTypesDep = Annotated[oip.RequestTypes, Depends(get_oip_types)]
 RegistryDep = Annotated[Registry, Depends(get_registry)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 

@@ -2,8 +2,10 @@
 
 Nothing is loaded at import. The lifespan loads the family CURRENT points at into `app.state`
 (registry, data plane, counters) and refuses to start when the family is unusable; a family with some
-broken tiers starts degraded. `create_app_from_env` is the factory uvicorn imports when it runs
-several worker processes.
+broken tiers starts degraded. With several workers, the counters live in the multiprocess directory
+(`app/multiproc.py`), which the command prepared before the workers started. `create_app_from_env`
+is the factory uvicorn imports when it runs several worker processes. The request decoders are built
+here from the settings, so the OpenAPI document states the caps that are enforced.
 """
 
 from __future__ import annotations
@@ -11,14 +13,15 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from app import errors
+from app import errors, multiproc, oip, wire
+from app.dataplane import DataPlane
 from app.limits import BodyLimit
 from app.metrics import Metrics
-from app.predictor import Predictor
 from app.registry import Registry
 from app.routes import admin, bench, health, predict, tiers, v2
 from app.settings import Settings
@@ -44,14 +47,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         for name, problem in family.problems.items():
             log.warning("tier %s is unavailable: %s", name, problem)
         log.info("serving family %s: tiers %s available", family.family_id, family.available)
-        metrics = Metrics()
-        app.state.settings = settings
+        shared = settings.metrics_dir if settings.workers > 1 else None
+        if shared is not None:
+            multiproc.forget_dead_workers(shared)
+        metrics = Metrics(shared)
+        metrics.serving(family)
         app.state.registry = registry
         app.state.metrics = metrics
-        app.state.predictor = Predictor(registry, metrics, settings.max_candles, settings.max_batch_items)
+        app.state.plane = DataPlane(registry, metrics)
         yield
+        if shared is not None:
+            multiproc.leave(shared)
 
     app = FastAPI(title="tiered", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    # Decoders built from the settings: their caps are the configured limits, in the OpenAPI document too.
+    app.state.settings = settings
+    app.state.codec = wire.Codec(wire.Limits(settings.max_candles, settings.max_batch_items))
+    app.state.oip_types = oip.request_types(settings.max_batch_items)
+    _document(app, app.state.codec, app.state.oip_types)
     if settings.bench_routes:  # first, so the baseline pays no more route matching than /predict
         app.include_router(bench.router)
     for module in (predict, tiers, health, admin, v2):
@@ -62,6 +75,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type"])
     return app
+
+
+def _document(app: FastAPI, codec: wire.Codec, oip_types: oip.RequestTypes) -> None:
+    """Adds the msgspec request and response types, which routes refer to, to FastAPI's components."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            found = {**wire.components(codec), **oip.components(oip_types)}
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(found)
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def create_app_from_env() -> FastAPI:

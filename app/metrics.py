@@ -1,50 +1,43 @@
-"""Live counters: requests and latency per tier since the process started, and their Prometheus text.
+"""Live counters with prometheus-client: predictions by tier, regime and reason, latency per tier, the
+family served and each tier's availability; `/metrics` exposes them and `/tiers` reads them back.
 
-Latency goes into a fixed log-spaced histogram (bucket edges 2^(k/8) µs, about 9% apart, from 1 µs
-to ~2 minutes), so memory stays constant however long the process runs and p50/p99 are read from it
-within one bucket's width. Prometheus gets every 8th edge (powers of two microseconds, in seconds).
-Counters are per process: with several workers each keeps its own.
+With one worker the values live in this process. With several (`app/multiproc.py` sets it up), each
+worker writes its values to files in one directory and a scrape, whichever worker serves it, sums the
+files of every worker that ever ran in this service's life: a counter never goes backwards, whichever
+worker answers, and a dead worker's counts stay in the sum. The family and availability gauges are
+per worker (a `pid` label), and a dead worker's are removed, so a disagreement between workers shows.
+
+Names follow Prometheus' conventions: a `tiered_` prefix, base units (seconds), `_total` on counters.
+Latency buckets are spaced by √2 from 2^-16 s (15 µs) to 2^4 s (16 s), so the p50 and p99 that
+`/tiers` reads from them are within about 20% of the exact ones.
 """
 
 from __future__ import annotations
 
-import math
-import threading
-from collections import Counter
-from dataclasses import dataclass, field
+from collections import Counter as Tally
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
 
-STEPS_PER_OCTAVE = 8
-OCTAVES = 27  # 2^27 µs ≈ 134 s
-N_BUCKETS = STEPS_PER_OCTAVE * OCTAVES + 1  # the last one holds everything slower
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+    multiprocess,
+)
 
+from app import multiproc
+from app.registry import Family
 
-def _edge_us(k: int) -> float:
-    return float(2.0 ** (k / STEPS_PER_OCTAVE))
+# `_created` series exist in one process only (multiprocess mode has none): leave them out everywhere.
+disable_created_metrics()
 
-
-@dataclass
-class LatencyHistogram:
-    counts: list[int] = field(default_factory=lambda: [0] * N_BUCKETS)
-    total: int = 0
-    sum_us: float = 0.0
-
-    def observe(self, us: float, n: int = 1) -> None:
-        k = 0 if us <= 1.0 else min(math.ceil(math.log2(us) * STEPS_PER_OCTAVE), N_BUCKETS - 1)
-        self.counts[k] += n
-        self.total += n
-        self.sum_us += us * n
-
-    def quantile(self, q: float) -> float | None:
-        """The upper edge of the bucket holding the q-quantile, in µs; None before any request."""
-        if self.total == 0:
-            return None
-        rank = q * self.total
-        seen = 0
-        for k, count in enumerate(self.counts):
-            seen += count
-            if seen >= rank and count:
-                return _edge_us(k)
-        return _edge_us(N_BUCKETS - 1)
+BUCKETS = tuple(2.0 ** (k / 2) for k in range(-32, 9))
+LATENCY = "tiered_prediction_duration_seconds"
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 @dataclass(frozen=True)
@@ -56,55 +49,86 @@ class TierStats:
 
 
 class Metrics:
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._by_label: Counter[tuple[str, str, str]] = Counter()  # (tier, regime, reason) → requests
-        self._latency: dict[str, LatencyHistogram] = {}
-        self._total = 0
+    def __init__(self, directory: Path | None = None) -> None:
+        """`directory`: the multiprocess directory when several workers serve, else None."""
+        self.directory = directory
+        self._own = CollectorRegistry()
+        self.predictions = Counter("tiered_predictions", "Predictions served, by tier, regime and routing "
+                                   "reason (regime none, reason direct: Open Inference Protocol calls).",
+                                   ["tier", "regime", "reason"], registry=self._own)
+        self.latency = Histogram(LATENCY, "Server time per prediction, from the decoded request to the "
+                                 "model's answer, by tier.", ["tier"], buckets=BUCKETS, registry=self._own)
+        self.family = Gauge("tiered_family_info", "The model family each worker serves (1) or served (0).",
+                            ["family_id"], registry=self._own, multiprocess_mode="liveall")
+        self.available = Gauge("tiered_tier_available", "Whether the tier loaded and verified (1) or not "
+                               "(0).", ["tier"], registry=self._own, multiprocess_mode="liveall")
+        self._family_id: str | None = None
+        # prometheus-client validates the label values on every labels() call: its children are kept here.
+        self._histograms: dict[str, Histogram] = {}
+        self._counters: dict[tuple[str, str, str], Counter] = {}
 
-    def record(self, tier: str, regime: str, reason: str, latency_us: float, n: int = 1) -> None:
-        with self._lock:
-            self._by_label[(tier, regime, reason)] += n
-            self._latency.setdefault(tier, LatencyHistogram()).observe(latency_us, n)
-            self._total += n
+    def record(self, predictions: Iterable[tuple[str, str, str, float]]) -> None:
+        """Predictions served, each as (tier, regime, reason, latency in µs)."""
+        counts: Tally[tuple[str, str, str]] = Tally()
+        for tier, regime, reason, latency_us in predictions:
+            counts[(tier, regime, reason)] += 1
+            if tier not in self._histograms:
+                self._histograms[tier] = self.latency.labels(tier)
+            self._histograms[tier].observe(latency_us / 1e6)
+        for labels, n in counts.items():
+            if labels not in self._counters:
+                self._counters[labels] = self.predictions.labels(*labels)
+            self._counters[labels].inc(n)
 
-    def tier(self, name: str) -> TierStats:
-        with self._lock:
-            hist = self._latency.get(name, LatencyHistogram())
-            share = hist.total / self._total if self._total else 0.0
-            return TierStats(hist.total, share, hist.quantile(0.5), hist.quantile(0.99))
+    def serving(self, family: Family) -> None:
+        """The family this worker serves from now on, and which of its tiers are available."""
+        if self._family_id is not None and self._family_id != family.family_id:
+            self.family.labels(self._family_id).set(0)
+        self._family_id = family.family_id
+        self.family.labels(family.family_id).set(1)
+        for name, tier in family.tiers.items():
+            self.available.labels(name).set(int(tier.available))
 
-    def prometheus(self, family_id: str, tiers: dict[str, bool]) -> str:
-        """Prometheus text format 0.0.4; `tiers` maps each tier of the family to its availability."""
-        lines = [
-            "# HELP tiered_family_info The model family being served.",
-            "# TYPE tiered_family_info gauge",
-            f'tiered_family_info{{family_id="{_escape(family_id)}"}} 1',
-            "# HELP tiered_tier_available Whether the tier loaded and verified (1) or not (0).",
-            "# TYPE tiered_tier_available gauge",
-            *(f'tiered_tier_available{{tier="{_escape(t)}"}} {int(ok)}' for t, ok in tiers.items()),
-            "# HELP tiered_predictions_total Predictions served, by tier, regime and routing reason.",
-            "# TYPE tiered_predictions_total counter",
-        ]
-        with self._lock:
-            for (tier, regime, reason), n in sorted(self._by_label.items()):
-                labels = f'tier="{_escape(tier)}",regime="{_escape(regime)}",reason="{_escape(reason)}"'
-                lines.append(f"tiered_predictions_total{{{labels}}} {n}")
-            lines += ["# HELP tiered_latency_seconds Server time per prediction, by tier.",
-                      "# TYPE tiered_latency_seconds histogram"]
-            for name, hist in sorted(self._latency.items()):
-                tier = _escape(name)
-                cumulative = 0
-                for k, count in enumerate(hist.counts[:-1]):
-                    cumulative += count
-                    if k % STEPS_PER_OCTAVE == 0:
-                        le = f"{_edge_us(k) / 1e6:.9g}"
-                        lines.append(f'tiered_latency_seconds_bucket{{tier="{tier}",le="{le}"}} {cumulative}')
-                lines += [f'tiered_latency_seconds_bucket{{tier="{tier}",le="+Inf"}} {hist.total}',
-                          f'tiered_latency_seconds_sum{{tier="{tier}"}} {hist.sum_us / 1e6:.9g}',
-                          f'tiered_latency_seconds_count{{tier="{tier}"}} {hist.total}']
-        return "\n".join(lines) + "\n"
+    def exposition(self) -> bytes:
+        """The Prometheus text format, every worker summed."""
+        return generate_latest(self._scraped())
+
+    def _scraped(self) -> CollectorRegistry:
+        if self.directory is None:
+            return self._own
+        multiproc.forget_dead_workers(self.directory)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=str(self.directory))
+        return registry
+
+    def tiers(self, names: list[str]) -> dict[str, TierStats]:
+        """Requests, share and latency quantiles of each tier, over every worker."""
+        buckets: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
+        for metric in self._scraped().collect():
+            if metric.name != LATENCY:
+                continue
+            for s in metric.samples:
+                if s.name == f"{LATENCY}_bucket" and s.labels.get("tier") in buckets:
+                    buckets[s.labels["tier"]].append((float(s.labels["le"]), s.value))
+        counts = {name: max((c for _, c in b), default=0.0) for name, b in buckets.items()}
+        total = sum(counts.values())
+        return {name: TierStats(int(counts[name]), counts[name] / total if total else 0.0,
+                                _quantile(sorted(b), 0.5), _quantile(sorted(b), 0.99))
+                for name, b in buckets.items()}
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+def _quantile(cumulative: list[tuple[float, float]], q: float) -> float | None:
+    """The q-quantile in µs from cumulative (upper edge s, count) buckets, interpolated linearly inside
+    its bucket as Prometheus' histogram_quantile does; None before any observation."""
+    if not cumulative or cumulative[-1][1] == 0:
+        return None
+    rank = q * cumulative[-1][1]
+    lower_edge, below = 0.0, 0.0
+    for edge, count in cumulative:
+        if count >= rank:
+            if edge == float("inf"):
+                return lower_edge * 1e6
+            inside = (rank - below) / (count - below) if count > below else 1.0
+            return (lower_edge + (edge - lower_edge) * inside) * 1e6
+        lower_edge, below = edge, count
+    return lower_edge * 1e6

@@ -14,10 +14,12 @@ In this order:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from app.errors import NoTierAvailable, UnknownTier
 from app.registry import Family
-from app.schemas import Reason
+
+Reason = Literal["regime", "override", "budget", "fallback"]
 
 
 @dataclass(frozen=True)

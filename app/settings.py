@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
+    metrics_dir: Path | None = Field(default=None, description="where several workers share their metrics; "
+                                     "emptied at start (default: a directory in the system's temp dir)")
     ort_threads: int = Field(default=1, ge=1, le=64, description="onnxruntime intra-op threads per session")
     admin_token: SecretStr | None = Field(default=None, description="/admin Bearer token; unset: admin off")
 

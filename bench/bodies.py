@@ -1,12 +1,12 @@
 """Request bodies for the serving benchmark: market windows cut from the synthetic market with its book,
-in the JSON shape `POST /predict` takes (`app/schemas.py`), drawn evenly from the four true regimes so a
-rotation through them exercises every tier the router picks.
+in each form `POST /predict` takes (`app/forms.py`: candle objects, columns, Bybit's kline list), drawn
+evenly from the four true regimes so a rotation through them exercises every tier the router picks.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import orjson
@@ -18,6 +18,8 @@ from market.synthetic import SyntheticMarket, simulate
 
 BARS = 50_000  # enough for every regime, crisis included, to recur many times
 SEED = 11  # not the training market's seed (7): the windows are new to the family
+Form = Literal["objects", "columns", "bybit"]
+FORMS: tuple[Form, ...] = ("objects", "columns", "bybit")
 
 
 @dataclass(frozen=True)
@@ -35,23 +37,32 @@ class Windows:
     def book(self, k: int) -> Book:
         return self.market.book_at(int(self.ends[k]))
 
-    def request(self, k: int, **extra: Any) -> dict[str, Any]:
+    def request(self, k: int, form: Form = "objects", **extra: Any) -> dict[str, Any]:
         c, end = self.candles(k), int(self.ends[k])
         m = self.market
         assert c.taker_buy_volume is not None, "the synthetic market always has taker-buy volume"
-        candles = [{"ts": int(c.ts[i]), "open": float(c.open[i]), "high": float(c.high[i]),
-                    "low": float(c.low[i]), "close": float(c.close[i]), "volume": float(c.volume[i]),
-                    "taker_buy_volume": float(c.taker_buy_volume[i])} for i in range(len(c))]
+        names = ("ts", "open", "high", "low", "close", "volume", "taker_buy_volume")
+        columns = {name: getattr(c, name).tolist() for name in names}
         book = {"bids": [[float(m.bid[end]), float(m.bid_size[end])]],
                 "asks": [[float(m.ask[end]), float(m.ask_size[end])]]}
-        return {"symbol": "SYNTH", "candles": candles, "book": book, **extra}
+        window: dict[str, Any]
+        if form == "columns":
+            window = {"candles": columns}
+        elif form == "objects":
+            window = {"candles": [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(),
+                                                                                      strict=True)]}
+        else:  # Bybit: newest first, strings, no taker volume; fetched once the newest bar had closed
+            rows = zip(*(columns[n] for n in ("ts", "open", "high", "low", "close", "volume")), strict=True)
+            window = {"bybit_kline": [[*map(str, row), "0"] for row in reversed(list(rows))],
+                      "bybit_time": int(c.ts[-1]) + 2 * int(c.ts[-1] - c.ts[-2])}
+        return {"symbol": "SYNTH", **window, "book": book, **extra}
 
-    def body(self, k: int, **extra: Any) -> bytes:
-        return orjson.dumps(self.request(k, **extra))
+    def body(self, k: int, form: Form = "objects", **extra: Any) -> bytes:
+        return orjson.dumps(self.request(k, form, **extra))
 
-    def batch(self, first: int, size: int) -> bytes:
+    def batch(self, first: int, size: int, form: Form = "columns") -> bytes:
         """A /predict/batch body of `size` consecutive windows of the rotation, starting at `first`."""
-        items = [self.request((first + j) % len(self.ends)) for j in range(size)]
+        items = [self.request((first + j) % len(self.ends), form) for j in range(size)]
         return orjson.dumps({"items": items})
 
     def as_features(self, ks: range | list[int]) -> features.Windows:

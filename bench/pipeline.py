@@ -2,8 +2,8 @@
 
   * onnxruntime per tier: batch-1 µs per call and batch-1024 predictions/s, on the sessions the app's
     own registry builds (`app.registry.load_family`: same session options, same thread count);
-  * parsing and validating a request body with the app's own pydantic models (`app/schemas.py`), µs
-    per window, alone and inside a batch;
+  * decoding a request body into the data plane's query with the app's own codec (`app/wire.py`), µs
+    per window, alone and inside a batch, for candle objects and for columns;
   * features + regime detection for one window (`features.window_of` → `features.compute` →
     `regime.detect`), µs;
   * the whole path for B windows already in memory: features, regime, the app's router
@@ -14,6 +14,7 @@ Times are medians of many calls (perf_counter_ns), after a warm-up.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -22,8 +23,8 @@ import numpy as np
 
 from app.registry import Family
 from app.router import route
-from app.schemas import BatchRequest, PredictRequest
-from bench.bodies import Windows
+from app.wire import Codec, Limits
+from bench.bodies import Form, Windows
 from market import features
 from market.regime import REGIMES, detect
 
@@ -107,15 +108,17 @@ def pipeline_throughput(family: Family, windows: Windows, size: int, runs: int) 
 
 
 def parse_us(windows: Windows, batch: int, runs: int) -> dict[str, float]:
-    """µs per window to parse and validate a /predict body, and a /predict/batch body of `batch` windows."""
+    """µs per window to decode a /predict body, and a /predict/batch body of `batch` windows, into the data
+    plane's queries (msgspec, then the window's form to arrays), for candle objects and for columns."""
+    codec = Codec(Limits(max_candles=2048, max_batch_items=batch))
     n = len(windows.ends)
-    single = [windows.body(k) for k in range(n)]
-    counter = {"i": 0}
-
-    def one() -> object:
-        counter["i"] += 1
-        return PredictRequest.model_validate_json(single[counter["i"] % n])
-
-    many = windows.batch(0, batch)
-    per_batch = median_us(lambda: BatchRequest.model_validate_json(many), max(5, runs // 100), warmup=2)
-    return {"predict": median_us(one, runs), "batch": per_batch / batch, "batch_size": float(batch)}
+    out: dict[str, float] = {"batch_size": float(batch)}
+    forms: tuple[Form, ...] = ("objects", "columns")
+    for form in forms:
+        bodies = itertools.cycle([windows.body(k, form) for k in range(n)])
+        many = windows.batch(0, batch, form)
+        out[form] = median_us(lambda: codec.query(next(bodies), "application/json"), runs)  # noqa: B023
+        per_batch = median_us(lambda: codec.queries(many, "application/json"), max(5, runs // 100),  # noqa: B023
+                              warmup=2)
+        out[f"batch_{form}"] = per_batch / batch
+    return out

@@ -218,6 +218,26 @@ def bar_end(start_ms: int, interval: str) -> int:
     return start_ms + minutes * MINUTE_MS
 
 
+def newest_is_open(starts: np.ndarray, now_ms: int, interval: str | None = None) -> bool:
+    """Whether the first row of a kline `result.list` (newest first) had not closed at `now_ms`.
+
+    The list alone cannot tell: an open candle looks like a closed one whose close is the last trade.
+    What tells is the clock: the row's start plus one interval (`interval` in Bybit's spelling, else
+    the list's own spacing, its smallest step between neighbours) is later than `now_ms`. Only the
+    first row is ever judged: a clock a little behind Bybit's cannot mark older bars open.
+    """
+    first = float(starts[0]) if starts.size else float("nan")
+    if not 0 <= first <= 2**53:  # no usable start time: nothing to judge (the caller refuses the list)
+        return False
+    if interval is not None:
+        return bar_end(int(first), bybit_interval(interval)) > now_ms
+    if not np.isfinite(starts).all():
+        return False
+    steps = starts[:-1] - starts[1:]  # newest first: steps are positive
+    steps = steps[steps > 0]
+    return bool(steps.size) and first + float(steps.min()) > now_ms
+
+
 def default_client() -> BybitClient:
     """The client `fetch_to_csv` uses when given none (tests swap this for a replaying one)."""
     return BybitClient()

@@ -7,6 +7,7 @@ first); `Book` holds one order-book snapshot. Both check their invariants when b
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -59,36 +60,73 @@ class Candles:
         )
 
     def validate(self) -> Candles:
-        """Raise CandleError naming the first broken invariant; return self when all hold."""
+        """Raise CandleError naming the first broken invariant and its first row; return self if all hold."""
         n = len(self)
+        for name, values in self._columns().items():
+            if values.shape != (n,):
+                raise CandleError(name, f"has {values.shape[0]} values for {n} timestamps")
+        for broken in self.violations():
+            row = int(broken.rows[0])
+            raise CandleError(broken.field, f"row {row} {broken.problem}; {broken.rule}", row)
+        return self
+
+    def violations(self) -> Iterator[Violation]:
+        """Every broken invariant with all the rows that break it, in the order `validate` checks them:
+        the rules of single values first, then the relations between values.
+
+        The columns must have equal lengths. A series made of several windows laid end to end (the
+        service checks a batch at once) breaks `ts` at each window's first row; the caller skips those.
+        """
+        columns = self._columns()
+        names = list(columns)
+        block = np.vstack(list(columns.values()))  # (k, n): one numpy call per rule, not one per column
+        yield from _broken(names, ~np.isfinite(block), "is not a finite number",
+                           "send a finite number (no NaN or Infinity)", relation=False)
+        yield from _broken(names[:4], block[:4] <= 0, "is not greater than 0",
+                           "prices must be greater than 0", relation=False)
+        yield from _broken(names[4:], block[4:] < 0, "is negative",
+                           "volumes must be greater than or equal to 0", relation=False)
+        yield from _broken(["high"], self.high < np.maximum(self.open, self.close),
+                           "is below max(open, close)", "high must be ≥ max(open, close)")
+        yield from _broken(["low"], self.low > np.minimum(self.open, self.close),
+                           "is above min(open, close)", "low must be ≤ min(open, close)")
+        if self.taker_buy_volume is not None:
+            above = self.taker_buy_volume > self.volume
+            yield from _broken(["taker_buy_volume"], above, "is above the volume",
+                               "taker-buy volume is part of the volume, so it must be ≤ volume")
+        out_of_order = np.zeros(len(self), dtype=bool)
+        out_of_order[1:] = self.ts[1:] <= self.ts[:-1]
+        yield from _broken(["ts"], out_of_order, "is not after the previous timestamp",
+                           "timestamps must increase strictly, oldest candle first")
+
+    def _columns(self) -> dict[str, FloatArray]:
         arrays = {"open": self.open, "high": self.high, "low": self.low, "close": self.close,
                   "volume": self.volume}
         if self.taker_buy_volume is not None:
             arrays["taker_buy_volume"] = self.taker_buy_volume
-        for name, values in arrays.items():
-            if values.shape != (n,):
-                raise CandleError(name, f"has {values.shape[0]} values for {n} timestamps")
-            bad = np.flatnonzero(~np.isfinite(values))
-            if bad.size:
-                raise CandleError(name, f"row {bad[0]} is not a finite number")
-        for name in ("open", "high", "low", "close"):
-            bad = np.flatnonzero(arrays[name] <= 0)
-            if bad.size:
-                raise CandleError(name, f"row {bad[0]} is {arrays[name][bad[0]]}; prices must be > 0")
-        _first_bad("high", self.high < np.maximum(self.open, self.close),
-                   "is below max(open, close)")
-        _first_bad("low", self.low > np.minimum(self.open, self.close), "is above min(open, close)")
-        _first_bad("volume", self.volume < 0, "is negative")
-        if self.taker_buy_volume is not None:
-            _first_bad("taker_buy_volume", self.taker_buy_volume < 0, "is negative")
-        _first_bad("ts", np.diff(self.ts) <= 0, "is not after the previous timestamp", offset=1)
-        return self
+        return arrays
 
 
-def _first_bad(name: str, mask: np.ndarray, problem: str, offset: int = 0) -> None:
-    bad = np.flatnonzero(mask)
-    if bad.size:
-        raise CandleError(name, f"row {bad[0] + offset} {problem}")
+@dataclass(frozen=True)
+class Violation:
+    """One invariant broken at some rows of a series."""
+
+    field: str  # the column, e.g. "high"
+    rows: np.ndarray  # (k,) ascending row indices where it breaks
+    problem: str  # what is wrong at each row, e.g. "is below max(open, close)"
+    rule: str  # the invariant, e.g. "high must be ≥ max(open, close)"
+    relation: bool  # between values (high vs open and close, ts vs the previous), not of one value alone
+
+
+def _broken(names: list[str], mask: np.ndarray, problem: str, rule: str,
+            relation: bool = True) -> Iterator[Violation]:
+    """The violations of one rule; `mask` is (n,) for one column or (len(names), n) for several."""
+    if not mask.any():  # the common case, in one call
+        return
+    for name, column in zip(names, mask.reshape(len(names), -1), strict=True):
+        rows = np.flatnonzero(column)
+        if rows.size:
+            yield Violation(name, rows, problem, rule, relation)
 
 
 @dataclass(frozen=True)
@@ -126,11 +164,15 @@ class Book:
 
     @property
     def spread_bps(self) -> float:
-        bid, ask = self.bids[0, 0], self.asks[0, 0]
-        return float((ask - bid) / ((ask + bid) / 2) * 1e4)
+        return top_signals(*self.bids[0].tolist(), *self.asks[0].tolist())[0]
 
     @property
     def imbalance(self) -> float:
         """Top-of-book size imbalance in [-1, 1]: +1 all bid, -1 all ask."""
-        b, a = self.bids[0, 1], self.asks[0, 1]
-        return float((b - a) / (b + a)) if b + a > 0 else 0.0
+        return top_signals(*self.bids[0].tolist(), *self.asks[0].tolist())[1]
+
+
+def top_signals(bid: float, bid_size: float, ask: float, ask_size: float) -> tuple[float, float]:
+    """The spread in bps of the mid and the size imbalance in [-1, 1] (+1 all bid) of a book's best levels."""
+    depth = bid_size + ask_size
+    return (ask - bid) / ((ask + bid) / 2) * 1e4, (bid_size - ask_size) / depth if depth > 0 else 0.0

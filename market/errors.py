@@ -20,8 +20,8 @@ class CandleFileError(MarketError):
 
 
 class CandleError(MarketError):
-    def __init__(self, field: str, problem: str) -> None:
-        self.field, self.problem = field, problem
+    def __init__(self, field: str, problem: str, row: int | None = None) -> None:
+        self.field, self.problem, self.row = field, problem, row  # row: where it breaks, when one does
         super().__init__(f"{field}: {problem}")
 
 

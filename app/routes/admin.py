@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 from fastapi import APIRouter
 
-from app.deps import AdminDep, RegistryDep
+from app.deps import AdminDep, MetricsDep, RegistryDep
 from app.errors import ErrorBody
 from app.schemas import Reloaded
 
@@ -17,8 +17,9 @@ router = APIRouter(tags=["admin"], dependencies=[AdminDep], responses={
 
 
 @router.post("/admin/reload", summary="Load CURRENT again; the old family serves until the new one verified")
-async def reload(registry: RegistryDep) -> Reloaded:
+async def reload(registry: RegistryDep, metrics: MetricsDep) -> Reloaded:
     previous = registry.family.family_id
     # Loading sessions takes a while; a worker thread keeps the event loop serving meanwhile.
     family = await anyio.to_thread.run_sync(registry.reload)
+    metrics.serving(family)
     return Reloaded(family_id=family.family_id, previous_family_id=previous, available=family.available)

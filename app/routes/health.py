@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, Response
 
 from app import catalog
 from app.deps import MetricsDep, RegistryDep
+from app.metrics import CONTENT_TYPE
 from app.schemas import Health, Readiness
 
 router = APIRouter(tags=["health"])
-
-PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 @router.get("/healthz", summary="Liveness: the process answers")
@@ -26,7 +25,7 @@ async def readyz(registry: RegistryDep) -> JSONResponse:
     return JSONResponse(ready.model_dump(), status_code=503 if ready.status == "unavailable" else 200)
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse,
-            responses={200: {"content": {PROMETHEUS_TYPE: {}}}})
-async def metrics(registry: RegistryDep, counters: MetricsDep) -> PlainTextResponse:
-    return PlainTextResponse(catalog.prometheus(registry.family, counters), media_type=PROMETHEUS_TYPE)
+@router.get("/metrics", summary="Prometheus metrics, every worker summed", response_class=Response,
+            responses={200: {"content": {CONTENT_TYPE: {}}}})
+async def metrics(counters: MetricsDep) -> Response:
+    return Response(counters.exposition(), media_type=CONTENT_TYPE)

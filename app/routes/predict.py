@@ -1,12 +1,16 @@
-"""POST /predict, /predict/batch and /regime."""
+"""POST /predict, /predict/batch and /regime: the body in one of three window forms (`app/forms.py`),
+decoded by msgspec (`app/wire.py`), served by the data plane, answered as msgspec-encoded JSON."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import time
 
-from app.deps import PredictorDep
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from app import examples, wire
+from app.deps import CodecDep, DataPlaneDep
 from app.errors import ERROR_RESPONSES, ErrorBody
-from app.schemas import BatchRequest, BatchResponse, PredictRequest, PredictResponse, RegimeResponse
 
 router = APIRouter(tags=["predict"], responses={
     **ERROR_RESPONSES,
@@ -16,17 +20,29 @@ router = APIRouter(tags=["predict"], responses={
 
 
 # Inline (async def), not in the thread pool: the prediction costs less than a thread hop, and inline
-# calls of one event-loop turn are coalesced into one batch (figures in the commit that chose this).
-@router.post("/predict", summary="Predict the next return for one market window")
-async def predict(body: PredictRequest, predictor: PredictorDep) -> PredictResponse:
-    return await predictor.predict(body)
+# calls of one event-loop turn are coalesced into one batch by the data plane.
+@router.post("/predict", summary="Predict the next return for one market window",
+             openapi_extra=wire.request_body("PredictRequest", examples.PREDICT),
+             responses=wire.response("PredictResponse", examples.ANSWER))
+async def predict(request: Request, plane: DataPlaneDep, codec: CodecDep) -> Response:
+    query = codec.query(await request.body(), request.headers.get("content-type"))
+    return wire.json_response(wire.predict_response(await plane.predict(query)))
 
 
-@router.post("/predict/batch", summary="Predict many windows; one onnxruntime run per tier")
-async def predict_batch(body: BatchRequest, predictor: PredictorDep) -> BatchResponse:
-    return predictor.predict_batch(body)
+@router.post("/predict/batch", summary="Predict many windows; one onnxruntime run per tier",
+             openapi_extra=wire.request_body("BatchRequest", examples.BATCH),
+             responses=wire.response("BatchResponse"))
+async def predict_batch(request: Request, plane: DataPlaneDep, codec: CodecDep) -> Response:
+    start = time.perf_counter_ns()
+    queries = codec.queries(await request.body(), request.headers.get("content-type"))
+    answers, family_id = plane.predict_many(queries)
+    latency_us = (time.perf_counter_ns() - start) / 1e3
+    return wire.json_response(wire.batch_response(answers, family_id, latency_us))
 
 
-@router.post("/regime", summary="The regime, its signals and the tier a window would be routed to")
-async def regime(body: PredictRequest, predictor: PredictorDep) -> RegimeResponse:
-    return predictor.regime(body)
+@router.post("/regime", summary="The regime, its signals and the tier a window would be routed to",
+             openapi_extra=wire.request_body("PredictRequest", examples.PREDICT),
+             responses=wire.response("RegimeResponse"))
+async def regime(request: Request, plane: DataPlaneDep, codec: CodecDep) -> Response:
+    query = codec.query(await request.body(), request.headers.get("content-type"))
+    return wire.json_response(wire.regime_response(plane.decide(query)))

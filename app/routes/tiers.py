@@ -22,4 +22,4 @@ async def tiers(registry: RegistryDep, metrics: MetricsDep) -> FamilyInfo:
 async def tier(name: str, registry: RegistryDep, metrics: MetricsDep) -> TierInfo:
     family = registry.family
     check_tier(family, name, "name")
-    return catalog.describe_tier(family.tiers[name], metrics)
+    return catalog.describe_tier(family.tiers[name], metrics.tiers(list(family.tiers))[name])

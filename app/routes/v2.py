@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from app import oip
-from app.deps import PredictorDep, RegistryDep
+from app import oip, wire
+from app.deps import DataPlaneDep, OipTypesDep, RegistryDep, SettingsDep
 from app.errors import OIP_ERROR_RESPONSES, NoTierAvailable, TierUnavailable
 from app.router import check_tier
 
@@ -52,6 +52,12 @@ async def model_ready(tier: str, registry: RegistryDep) -> oip.ModelReadiness:
     return oip.ModelReadiness(name=tier, ready=True)
 
 
-@router.post("/models/{tier}/infer", summary="Inference on one tier with an FP32 feature tensor")
-async def infer(tier: str, body: oip.InferenceRequest, predictor: PredictorDep) -> oip.InferenceResponse:
-    return predictor.infer(tier, body)
+@router.post("/models/{tier}/infer", summary="Inference on one tier with an FP32 feature tensor",
+             openapi_extra=wire.request_body("InferenceRequest", oip.EXAMPLE))
+async def infer(tier: str, request: Request, plane: DataPlaneDep, types: OipTypesDep,
+                settings: SettingsDep) -> oip.InferenceResponse:
+    body = oip.decode(types, await request.body())
+    family = plane.registry.family  # one snapshot for the checks and the run
+    check_tier(family, tier, "model_name")
+    y, _ = plane.infer(tier, oip.features_tensor(body, family, settings.max_batch_items), family)
+    return oip.inference_response(body, family, tier, y)

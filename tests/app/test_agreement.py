@@ -4,14 +4,22 @@ predicts on that row."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import onnxruntime as ort
 import pytest
 
 from app import windows
-from app.schemas import PredictRequest
+from app.wire import Codec, Limits
 from market.regime import REGIMES, Thresholds, detect
 from models.store import read_current
+
+CODEC = Codec(Limits(max_candles=2048, max_batch_items=256))
+
+
+def window(body: dict[str, object]) -> windows.Window:
+    return CODEC.query(json.dumps(body).encode(), "application/json").window
 
 ROWS = [0, 1, 2500, 7000, -1]  # first, second, middle and last windows of the training split
 
@@ -26,17 +34,15 @@ def sessions(quick_store):
 @pytest.mark.parametrize("row", ROWS)
 def test_the_service_computes_the_training_sets_feature_vector(dataset, make_body, row):
     end = int(dataset.train.ends[row])
-    request = PredictRequest.model_validate(make_body(end=end))
-    admitted = [windows.admit(request, 48, 2048)]
-    prepared = windows.prepare(admitted, use_book=dataset.spec.use_book, isolate=False)
+    prepared = windows.prepare([window(make_body(end=end))], 48, use_book=dataset.spec.use_book)
     np.testing.assert_array_equal(prepared.features.x[0], dataset.train.x[row])
     np.testing.assert_array_equal(prepared.features.signals[0], dataset.train.signals[row])
 
 
 def test_windows_of_one_call_give_the_same_rows_as_each_alone(dataset, make_body):
     rows = [3, 400, 4000]
-    requests = [PredictRequest.model_validate(make_body(end=int(dataset.train.ends[r]))) for r in rows]
-    together = windows.prepare([windows.admit(r, 48, 2048) for r in requests], use_book=True, isolate=False)
+    together = windows.prepare([window(make_body(end=int(dataset.train.ends[r]))) for r in rows], 48,
+                               use_book=True)
     np.testing.assert_array_equal(together.features.x, dataset.train.x[rows])
 
 

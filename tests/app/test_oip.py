@@ -68,7 +68,7 @@ BAD = [
     ("nan_in_data", lambda b: b["inputs"][0]["data"].__setitem__(3, float("nan")), "finite"),
     ("string_in_data", lambda b: b["inputs"][0]["data"].__setitem__(3, "1.0"), "number"),
     ("beyond_float32", lambda b: b["inputs"][0]["data"].__setitem__(3, 1e39), "less than or equal"),
-    ("no_inputs", lambda b: b.update(inputs=[]), "at least 1"),
+    ("no_inputs", lambda b: b.update(inputs=[]), "length >= 1"),
     ("unknown_output", lambda b: b.update(outputs=[{"name": "logits"}]), "logits"),
     ("zero_rows", lambda b: b["inputs"][0].update(shape=[0, F], data=[]), "rows"),
 ]

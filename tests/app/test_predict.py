@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 from pathlib import Path
 
+from app.dataplane import DataPlane, Query
 from app.errors import InvalidInput
 from app.metrics import Metrics
-from app.predictor import Predictor
 from app.registry import Registry
-from app.schemas import PredictRequest
+from app.wire import Codec, Limits
 from market.features import SIGNAL_NAMES
 from market.regime import REGIMES
+
+CODEC = Codec(Limits(max_candles=2048, max_batch_items=256))
+
+
+def query(body: dict[str, object]) -> Query:
+    return CODEC.query(json.dumps(body).encode(), "application/json")
 
 
 def test_predict_answers_with_prediction_tier_reason_regime_family_and_latency(
@@ -98,26 +105,26 @@ def test_regime_routes_an_override_like_predict(client, make_body):
 def test_coalesced_predictions_answer_each_caller_and_fail_only_the_bad_one(quick_store: Path, make_body):
     registry = Registry(quick_store)
     registry.load()
-    predictor = Predictor(registry, Metrics(), max_candles=2048, max_batch_items=256)
-    good = [PredictRequest.model_validate(make_body(end=e)) for e in (500, 900, 1500)]
+    metrics = Metrics()
+    plane = DataPlane(registry, metrics)
+    good = [query(make_body(end=e)) for e in (500, 900, 1500)]
     broken = make_body(end=1200)
     broken["candles"][10]["high"] = broken["candles"][10]["low"] / 2
-    bad = PredictRequest.model_validate(broken)
+    bad = query(broken)
 
     async def together() -> list[object]:
-        calls = [predictor.predict(good[0]), predictor.predict(bad), predictor.predict(good[1]),
-                 predictor.predict(good[2])]
+        calls = [plane.predict(good[0]), plane.predict(bad), plane.predict(good[1]), plane.predict(good[2])]
         return await asyncio.gather(*calls, return_exceptions=True)
 
-    async def alone(request: PredictRequest) -> object:
-        return await predictor.predict(request)
+    async def alone(q: Query) -> object:
+        return await plane.predict(q)
 
     results = asyncio.run(together())
     assert isinstance(results[1], InvalidInput) and results[1].field == "candles[10].high"
-    for request, got in zip(good, [results[0], results[2], results[3]], strict=True):
-        single = asyncio.run(alone(request))
-        assert got.prediction == single.prediction and got.regime == single.regime  # type: ignore[attr-defined]
-    total = sum(predictor.metrics.tier(name).requests for name in registry.family.order)
+    for q, got in zip(good, [results[0], results[2], results[3]], strict=True):
+        single = asyncio.run(alone(q))
+        assert got.prediction == single.prediction and got.decision == single.decision  # type: ignore[attr-defined]
+    total = sum(s.requests for s in metrics.tiers(list(registry.family.order)).values())
     assert total == 6
 
 
@@ -127,6 +134,8 @@ def test_predictions_feed_the_live_counters_in_tiers(client_for, quick_store, ma
             c.post("/predict", json=make_body(tier="M2"))
         c.post("/predict", json=make_body(tier="M0"))
         tiers = {t["name"]: t["live"] for t in c.get("/tiers").json()["tiers"]}
+        alone = c.get("/tiers/M2").json()["live"]
+    assert alone["share"] == 0.75, "one tier's share is of all tiers' predictions"
     assert tiers["M2"]["requests"] == 3 and tiers["M0"]["requests"] == 1
     assert tiers["M2"]["share"] == 0.75 and tiers["M1"]["share"] == 0.0
     assert tiers["M2"]["p50_us"] > 0 and tiers["M2"]["p99_us"] >= tiers["M2"]["p50_us"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from market.features import FEATURE_NAMES
+
 
 def test_tiers_describes_the_family_and_every_tier(client, manifest_data):
     family = client.get("/tiers").json()
@@ -57,14 +59,15 @@ def test_metrics_count_predictions_by_tier_regime_and_reason_with_latency_histog
         r = c.get("/metrics")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain; version=0.0.4")
     text = r.text
-    assert 'tiered_predictions_total{tier="M3",regime="calm",reason="regime"} 2' in text
-    assert 'tiered_predictions_total{tier="M1",regime="calm",reason="override"} 1' in text
-    assert re.search(r'^tiered_family_info\{family_id="[^"]+"\} 1$', text, re.M)
-    assert 'tiered_tier_available{tier="M0"} 1' in text
-    bucket = re.compile(r'^tiered_latency_seconds_bucket\{tier="M3",le="[^"]+"\} (\d+)$', re.M)
-    buckets = [int(v) for v in bucket.findall(text)]
+    assert 'tiered_predictions_total{reason="regime",regime="calm",tier="M3"} 2.0' in text
+    assert 'tiered_predictions_total{reason="override",regime="calm",tier="M1"} 1.0' in text
+    assert re.search(r'^tiered_family_info\{family_id="[^"]+"\} 1.0$', text, re.M)
+    assert 'tiered_tier_available{tier="M0"} 1.0' in text
+    bucket = re.compile(r'^tiered_prediction_duration_seconds_bucket\{le="[^"]+",tier="M3"\} ([0-9.]+)$',
+                        re.M)
+    buckets = [float(v) for v in bucket.findall(text)]
     assert buckets == sorted(buckets) and buckets[-1] == 2
-    assert 'tiered_latency_seconds_count{tier="M3"} 2' in text
+    assert 'tiered_prediction_duration_seconds_count{tier="M3"} 2.0' in text
     for line in text.splitlines():
         assert line.startswith("#") or re.match(r"^[a-z_]+(\{[^}]*\})? [0-9.e+-]+$", line), line
 
@@ -79,8 +82,30 @@ def test_openapi_documents_every_endpoint_with_examples_and_the_error_shape(clie
     assert "/bench/bare" not in paths
     predict = paths["/predict"]["post"]
     assert predict["responses"]["422"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
-    assert spec["components"]["schemas"]["PredictRequest"]["examples"][0]["candles"]
+    assert predict["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/PredictResponse")
+    examples = predict["requestBody"]["content"]["application/json"]["examples"]
+    assert isinstance(examples["objects"]["value"]["candles"], list)
+    assert isinstance(examples["columns"]["value"]["candles"], dict)
+    assert examples["bybit"]["value"]["bybit_kline"][0][1].replace(".", "").isdigit()
+    answer = client.post("/predict", json=examples["columns"]["value"]).json()
+    example = predict["responses"]["200"]["content"]["application/json"]["example"]
+    assert set(example) == set(answer) and set(example["regime"]) == set(answer["regime"])
+    for name in ("PredictRequest", "BatchRequest", "PredictResponse", "InferenceRequest", "CandleColumns"):
+        assert name in spec["components"]["schemas"], name
     assert client.get("/docs").status_code == 200
+
+
+def test_openapi_caps_are_the_configured_limits(quick_store, client_for):
+    with client_for(quick_store, max_candles=300, max_batch_items=7) as c:
+        schemas = c.get("/openapi.json").json()["components"]["schemas"]
+    candles = schemas["PredictRequest"]["properties"]["candles"]["anyOf"]
+    assert {form.get("maxItems") for form in candles if form.get("type") == "array"} == {300}
+    assert schemas["CandleColumns"]["properties"]["close"]["maxItems"] == 300
+    assert schemas["PredictRequest"]["properties"]["bybit_kline"]["anyOf"][0]["maxItems"] == 300
+    assert schemas["BatchRequest"]["properties"]["items"]["maxItems"] == 7
+    data = schemas["RequestInput"]["properties"]["data"]
+    assert data["maxItems"] == 7 * len(FEATURE_NAMES)
 
 
 def test_cors_is_off_unless_origins_are_configured(quick_store, client_for):

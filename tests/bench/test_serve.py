@@ -17,7 +17,8 @@ from bench import bodies, loadgen, serve, server
 
 pytestmark = pytest.mark.slow
 
-ROWS = {"bare", "routed", "tier M0", "tier M3", "batch 1", "batch 64"}
+ROWS = {"bare", "objects", "columns", "bybit", "tier M0", "tier M3", "bare @1", "objects @1", "columns @1",
+        "batch 1", "batch 64"}
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +55,7 @@ def test_quick_run_figures_are_finite_and_positive(quick):
     assert all(_positive(v) for v in result["parse_us"].values())
     assert set(result["pipeline"]) == {"1", "64"} and all(_positive(v) for v in result["pipeline"].values())
     for h in result["headline"]:
-        assert _positive(h["predict_over_bare"]) and _positive(h["batch_over_pipeline"])
+        assert all(_positive(h[k]) for k in serve.TARGETS), h
 
 
 def test_quick_run_times_onnxruntime_for_every_tier(quick):
@@ -79,7 +80,8 @@ def test_markdown_shows_every_row_the_headline_and_the_plot_is_written(quick):
     text = serve.markdown(result)
     for row in ROWS:
         assert f" {row} |" in text, row
-    assert "/predict ÷ bare" in text and "batch ÷ in-process" in text
+    for head in serve.HEADS.values():
+        assert head in text, head
     assert "No request failed." in text
     assert (out / "serve.png").stat().st_size > 0
 
@@ -88,6 +90,8 @@ def test_bodies_rotate_through_every_true_regime():
     windows = bodies.regime_mixed(4)
     assert sorted(set(windows.market.regime[windows.ends].tolist())) == [0, 1, 2, 3]
     assert len(json.loads(windows.body(0, tier="M2"))["candles"]) == windows.window
+    assert len(json.loads(windows.body(0, "columns"))["candles"]["close"]) == windows.window
+    assert len(json.loads(windows.body(0, "bybit"))["bybit_kline"]) == windows.window
 
 
 @pytest.mark.skipif(not loadgen.wrk_installed(), reason="wrk is not installed")

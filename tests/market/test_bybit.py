@@ -17,7 +17,7 @@ import pytest
 
 import market.bybit
 from cli import main
-from market.bybit import BybitClient, bybit_interval
+from market.bybit import BybitClient, bybit_interval, newest_is_open
 from market.csvfile import read_candles
 from market.errors import ExchangeError
 
@@ -316,3 +316,24 @@ def test_a_network_failure_is_retried():
     with client(flaky, sleeps) as bybit:
         assert bybit.orderbook("BTCUSDT").ts == 1706803948569
     assert len(calls) == 2 and sleeps == [0.5]
+
+
+@pytest.mark.parametrize(("now", "interval", "open_"), [
+    (1_000 + 59_999, None, True),  # the newest row started at 1,000 and lasts one step of the list: 60 s
+    (1_000 + 60_000, None, False),  # closed exactly now
+    (1_000 + 60_000, "60", True),  # an hourly candle is still forming
+    (1_000 + 3_600_000, "60", False),
+])
+def test_the_newest_kline_is_open_until_its_start_plus_one_interval(now, interval, open_):
+    starts = np.array([1_000, 1_000 - 60_000, 1_000 - 120_000], dtype=np.float64)  # newest first
+    assert newest_is_open(starts, now, interval) is open_
+
+
+def test_a_gap_in_the_list_does_not_lengthen_the_interval():
+    starts = np.array([600_000, 540_000, 300_000, 240_000], dtype=np.float64)  # a gap below the newest two
+    assert newest_is_open(starts, 600_000 + 60_000, None) is False
+
+
+@pytest.mark.parametrize("starts", [[], [5.0], [np.nan, 1.0], [np.inf, 1.0], [-1.0, -2.0]])
+def test_a_list_without_usable_start_times_has_no_open_candle(starts):
+    assert newest_is_open(np.array(starts, dtype=np.float64), 10**12, None) is False

@@ -24,11 +24,12 @@ def test_valid_candles_pass_and_slice():
     [
         ({"high": [11, 10.5, 13]}, "high", "row 1"),
         ({"low": [9, 11.5, 11]}, "low", "row 1"),
-        ({"open": [10, -1, 12]}, "open", "> 0"),
+        ({"open": [10, -1, 12]}, "open", "greater than 0"),
         ({"volume": [1, -2, 3]}, "volume", "negative"),
         ({"ts": [1, 3, 3]}, "ts", "row 2"),
         ({"close": [11, np.nan, 12]}, "close", "finite"),
         ({"close": [11, 12]}, "close", "2 values"),
+        ({"taker_buy_volume": [1, 2.5, 3]}, "taker_buy_volume", "must be ≤ volume"),
     ],
 )
 def test_candles_reject_a_broken_invariant_naming_field_and_row(overrides, field, words):
@@ -36,6 +37,11 @@ def test_candles_reject_a_broken_invariant_naming_field_and_row(overrides, field
         candles(**overrides).validate()
     assert e.value.field == field
     assert words in str(e.value)
+
+
+def test_violations_list_every_broken_row_of_every_invariant():
+    broken = {v.field: v.rows.tolist() for v in candles(high=[9, 10.5, 13], ts=[1, 1, 0]).violations()}
+    assert broken == {"high": [0, 1], "ts": [1, 2]}
 
 
 def test_book_sorts_levels_best_first_and_reads_spread_and_imbalance():

@@ -1,0 +1,249 @@
+"""The data plane: domain values in, domain results out, whatever the transport.
+
+A transport (the HTTP routes, the Open Inference Protocol, later gRPC or a live feed) turns its own
+format into `Query`s (a window as arrays with its book's signals, an optional tier override and latency
+budget, the names of its elements for messages) and calls:
+
+  * `predict(query)`, a coroutine: the calls that reach it in the same event-loop turn are served as one
+    batch (checks, features and regime once for all, each tier run once on the rows routed to it); a
+    lone call is served in the same turn, so it waits for nothing. A bad query fails only itself.
+  * `predict_many(queries)`: one batch; the first refused query (the lowest index) fails the call.
+  * `decide(query)`: the regime, its signals and the route, without predicting.
+  * `infer(tier, x)`: one tier on a checked feature tensor, no routing.
+Results are `Answer`s and `Decision`s; failures are the domain errors of `app/errors.py`, which each
+transport maps to its own status. A query travels as one `_Job` record, whatever the call. Every call
+reads the registry's family once, so a reload in the middle of a call cannot mix two families.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+from app import windows
+from app.errors import BadRequest, InvalidInput, ServiceError, TierUnavailable
+from app.metrics import Metrics
+from app.registry import Family, Registry
+from app.router import Reason, Route, check_tier, route
+from app.windows import Window
+from market.features import SIGNAL_NAMES
+from market.regime import REGIMES, detect
+from models.manifest import TargetSection
+
+COALESCE_MAX = 64  # queries served together at most; more wait for the next batch of the same turn
+
+
+@dataclass(frozen=True)
+class Query:
+    window: Window
+    tier: str | None = None  # an override
+    budget_ms: float | None = None  # a latency budget
+
+    @property
+    def prefix(self) -> str:
+        return self.window.names.prefix
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Where a query goes and why."""
+
+    tier: str  # the tier that answers
+    requested: str  # the tier the override or the regime asked for
+    reason: Reason
+    regime: str
+    signals: dict[str, float]  # by market.features.SIGNAL_NAMES
+    estimated: list[str]  # signals estimated from the candles (no book)
+    family_id: str
+    last_bar_ts: int  # open time of the window's last bar, epoch ms
+    dropped_open_candle: bool
+
+
+@dataclass(frozen=True)
+class ClassPrediction:
+    label: str
+    probabilities: dict[str, float]
+
+
+@dataclass(frozen=True)
+class TargetInfo:
+    """What an answer's prediction is (the family's target, `market.targets`)."""
+
+    name: str  # e.g. return, direction, volatility
+    horizon: int  # bars ahead
+    units: str  # what the prediction is, in words
+
+
+@dataclass(frozen=True)
+class Answer:
+    decision: Decision
+    prediction: float | ClassPrediction  # in target.units
+    target: TargetInfo
+    output: np.ndarray  # (K,) float32: the tier's output row
+    latency_us: float
+
+
+def prediction(target: TargetSection, output: np.ndarray) -> float | ClassPrediction:
+    """One output row of a tier → the answer's prediction in the target's units: one value, or for a
+    target with classes the likeliest class and every class's probability (the one place that reads it)."""
+    if not target.classes:
+        return float(output[0])
+    return ClassPrediction(target.classes[int(np.argmax(output))],
+                           dict(zip(target.classes, output.tolist(), strict=True)))
+
+
+def target_info(target: TargetSection) -> TargetInfo:
+    return TargetInfo(target.name, target.horizon, target.units)
+
+
+@dataclass(eq=False)
+class _Job:
+    """One query through a call: when it started, where its answer goes, and what became of it."""
+
+    query: Query
+    start_ns: int
+    future: asyncio.Future[Answer] | None = None
+    outcome: Answer | Decision | ServiceError | None = None
+
+
+class DataPlane:
+    def __init__(self, registry: Registry, metrics: Metrics) -> None:
+        self.registry, self.metrics = registry, metrics
+        self._pending: list[_Job] = []
+        self._flush_scheduled = False
+
+    async def predict(self, query: Query) -> Answer:
+        loop = asyncio.get_running_loop()
+        job = _Job(query, time.perf_counter_ns(), loop.create_future())
+        self._pending.append(job)
+        if not self._flush_scheduled:
+            # Runs after the callbacks already queued for this turn: queries decoded in the same turn join.
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
+        assert job.future is not None
+        return await job.future
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        pending, self._pending = self._pending, []
+        for lo in range(0, len(pending), COALESCE_MAX):
+            chunk = pending[lo:lo + COALESCE_MAX]
+            try:
+                self._serve(self.registry.family, chunk, predict=True)
+            except Exception as e:  # a failure of the whole batch reaches every caller in it
+                for job in chunk:
+                    if job.future is not None and not job.future.done():
+                        job.future.set_exception(e)
+                continue
+            for job in chunk:
+                if job.future is None or job.future.done():  # the client went away
+                    continue
+                if isinstance(job.outcome, Answer):
+                    job.future.set_result(job.outcome)
+                else:
+                    job.future.set_exception(_failure(job))
+
+    def predict_many(self, queries: list[Query]) -> tuple[list[Answer], str]:
+        """Answers in order, and the family that gave them all."""
+        start = time.perf_counter_ns()
+        family = self.registry.family
+        jobs = [_Job(q, start) for q in queries]
+        self._serve(family, jobs, predict=True)
+        return [_answer_of(job) for job in jobs], family.family_id
+
+    def decide(self, query: Query) -> Decision:
+        job = _Job(query, time.perf_counter_ns())
+        self._serve(self.registry.family, [job], predict=False)
+        if isinstance(job.outcome, Decision):
+            return job.outcome
+        raise _failure(job)
+
+    def infer(self, tier: str, x: np.ndarray, family: Family | None = None) -> tuple[np.ndarray, Family]:
+        """One tier on a (B, F) float32 tensor the transport checked (against `family`, the snapshot it
+        read, if any); the outputs and the family that gave them."""
+        start = time.perf_counter_ns()
+        family = family or self.registry.family
+        check_tier(family, tier, "model_name")
+        if not family.tiers[tier].available:
+            raise TierUnavailable(f"model {tier} is not ready: {family.tiers[tier].problem}")
+        y = family.run(tier, x)
+        if not np.isfinite(y).all():
+            raise BadRequest("the model's output is not finite for this input; the features are far outside "
+                             "anything the family was trained on")
+        latency_us = (time.perf_counter_ns() - start) / 1e3
+        self.metrics.record((tier, "none", "direct", latency_us) for _ in range(len(x)))
+        return y, family
+
+    def _serve(self, family: Family, jobs: list[_Job], predict: bool) -> None:
+        """Sets every job's outcome: an Answer (or a Decision when not predicting), or a ServiceError."""
+        m = family.manifest
+        prepared = windows.prepare([j.query.window for j in jobs], m.features.window, m.features.use_book)
+        f = prepared.features
+        regimes = [REGIMES[k] for k in detect(f.signals, family.thresholds)]
+        routed: list[tuple[_Job, int, Route]] = []
+        by_regime: dict[str, Route] = {}  # a query without override or budget goes where its regime goes
+        for job, row in zip(jobs, prepared.rows, strict=True):
+            if isinstance(row, InvalidInput):
+                job.outcome = row
+                continue
+            q, regime = job.query, regimes[row]
+            try:
+                if q.tier is None and q.budget_ms is None:
+                    r = by_regime.get(regime) or by_regime.setdefault(regime, route(family, regime))
+                else:
+                    r = route(family, regime, q.tier, q.budget_ms, f"{q.prefix}tier")
+            except ServiceError as e:
+                job.outcome = e
+                continue
+            routed.append((job, row, r))
+        decisions = {}
+        signals = f.signals.tolist()
+        for job, row, r in routed:
+            decisions[row] = Decision(r.tier, r.requested, r.reason, regimes[row],
+                                      dict(zip(SIGNAL_NAMES, signals[row], strict=True)), f.estimated(row),
+                                      family.family_id, int(prepared.last_ts[row]),
+                                      job.query.window.dropped_open_candle)
+            if not predict:
+                job.outcome = decisions[row]
+        if predict and routed:
+            self._run(family, routed, decisions, f.x)
+
+    def _run(self, family: Family, routed: list[tuple[_Job, int, Route]], decisions: dict[int, Decision],
+             x: np.ndarray) -> None:
+        rows_of: dict[str, list[int]] = defaultdict(list)
+        for _, row, r in routed:
+            rows_of[r.tier].append(row)
+        y = np.empty((len(x), family.manifest.output.shape[1] or 1), dtype=np.float32)
+        for tier, rows in rows_of.items():  # one onnxruntime run per tier
+            y[rows] = family.run(tier, x[rows])
+        finite = np.all(np.isfinite(y), axis=1)
+        done = time.perf_counter_ns()
+        served = []
+        for job, row, r in routed:
+            if not finite[row]:
+                name = job.query.window.names.window
+                job.outcome = InvalidInput(f"{name}: the model's output is not finite for this window; its "
+                                           "values are far outside anything the family was trained on", name)
+                continue
+            latency_us = (done - job.start_ns) / 1e3
+            d = decisions[row]
+            target = family.manifest.target
+            job.outcome = Answer(d, prediction(target, y[row]), target_info(target), y[row], latency_us)
+            served.append((r.tier, d.regime, r.reason, latency_us))
+        self.metrics.record(served)
+
+
+def _answer_of(job: _Job) -> Answer:
+    if isinstance(job.outcome, Answer):
+        return job.outcome
+    raise _failure(job)
+
+
+def _failure(job: _Job) -> BaseException:
+    if isinstance(job.outcome, ServiceError):
+        return job.outcome
+    return RuntimeError(f"a query ended with {type(job.outcome).__name__}, not an answer")  # a bug here
