@@ -62,10 +62,12 @@ class Client(threading.Thread):
         self.warm: list[int] = []
         self.batch_sent, self.batch_answered = threading.Event(), threading.Event()
         self.batch_status, self.batch_results, self.error = 0, 0, ""
+        self.local_port = 0
 
     def run(self) -> None:
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=60) as s:
+                self.local_port = s.getsockname()[1]
                 buffer = bytearray()
                 for _ in range(WARM_REQUESTS):
                     s.sendall(self.predict)
@@ -79,6 +81,34 @@ class Client(threading.Thread):
         finally:
             self.batch_sent.set()
             self.batch_answered.set()
+
+
+def unread_bytes(server_port: int, client_port: int) -> int | None:
+    """Bytes of this connection the server has not read yet: what the kernel still holds in the
+    client's send queue and the server's receive queue (from /proc/net/tcp); None when not listed."""
+    queues: dict[str, int] = {}
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote = int(fields[1].split(":")[1], 16), int(fields[2].split(":")[1], 16)
+        tx, rx = (int(q, 16) for q in fields[4].split(":"))
+        if (local, remote) == (server_port, client_port):
+            queues["server"] = rx
+        elif (local, remote) == (client_port, server_port):
+            queues["client"] = tx
+    return None if len(queues) < 2 else sum(queues.values())
+
+
+def read_by_server(server_port: int, clients: list[Client], timeout: float) -> bool:
+    """Wait until the server has read every byte of every client's batch: a request still in the
+    kernel's buffer at SIGTERM was never received, and uvicorn rightly closes its idle connection."""
+    pending = set(range(len(clients)))
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        pending = {i for i in pending
+                   if unread_bytes(server_port, clients[i].local_port) != 0
+                   and not clients[i].batch_answered.is_set()}
+        time.sleep(0.002)
+    return not pending
 
 
 def connection_refused(port: int) -> bool:
@@ -101,9 +131,8 @@ def test_sigterm_under_load_drains_in_flight_requests_refuses_new_ones_and_exits
             c.start()
         for c in clients:
             assert c.batch_sent.wait(120), "a client never sent its batch"
-        # Once one batch is answered the server is working through the others: it has read them all.
-        while not any(c.batch_answered.is_set() for c in clients):
-            time.sleep(0.005)
+        assert read_by_server(server.port, clients, 60), "the server never read every batch"
+        assert not all(c.batch_answered.is_set() for c in clients), "the batches were answered too soon"
         server.process.send_signal(signal.SIGTERM)
         signalled = time.monotonic()
         refused_while_draining = False
