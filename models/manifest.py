@@ -53,6 +53,8 @@ class TargetSection(Strict):
     classes: list[str] | None = None  # kind classes: the output columns are these classes' probabilities
     description: str
     params: dict[str, float] = Field(description="fitted on the training split (e.g. the flat band)")
+    volatility_scaled: bool = Field(False, description="learned in units of a volatility forecast from "
+                                    "the window, which the exported graph multiplies back")
 
     @property
     def width(self) -> int:

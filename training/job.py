@@ -46,6 +46,7 @@ from training import baselines, export, nets, report, schedule, skill, stages
 from training.config import FitConfig, TrainConfig
 from training.distill import Objective, Point
 from training.evaluate import Scorer
+from training.volscale import VolatilityScale
 
 ROLES = ("teacher, research tier", "medium, staging tier", "small, production tier", "tiny, edge tier")
 Scored = tuple[Metrics, dict[str, Metrics]]
@@ -68,6 +69,7 @@ class Job:
     def __init__(self, cfg: TrainConfig, *, start_ms: int = 0, end_ms: int = 0) -> None:
         self.cfg, self.start_ms, self.end_ms = cfg, start_ms, end_ms
         self.timing: dict[str, float] = {}
+        self.volatility: VolatilityScale | None = None  # fitted with the data, when the target is scaled
         self.shapes = nets.family_shapes(cfg.family.schedule, cfg.family.shapes)
         self.stages = schedule.stages(cfg.schedule, len(self.shapes) - 1)
 
@@ -86,6 +88,7 @@ class Job:
     def _run(self, out: Path, started: float) -> Path:
         ds, source = self._data()
         data = stages.tensors(ds)
+        self.volatility = data.scale.volatility
         members = self._train(data)
         scorer = Scorer.for_split(ds, ds.test)
         classical, classical_predictions = self._classical(ds, data, scorer)
@@ -259,6 +262,8 @@ class Job:
                               for s in self.stages]
         if self.start_ms or self.end_ms:
             resolved["range_ms"] = [self.start_ms, self.end_ms]
+        if self.volatility is not None:
+            resolved["volatility_scale"] = self.volatility.describe()
         return resolved
 
 
