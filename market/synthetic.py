@@ -71,9 +71,9 @@ TRANSITIONS = np.array([
     [0.00000, 0.00200, 0.99333, 0.00467],
     [0.00000, 0.00080, 0.00720, 0.99200],
 ])
-ORACLE_R2 = np.array([0.12, 0.14, 0.22, 0.30])  # per regime: R² of μ against r_{t+1}
+ORACLE_R2 = np.array([0.12, 0.14, 0.24, 0.30])  # per regime: R² of μ against r_{t+1}
 HARD_TERMS = 64  # three-way interactions, one sum shared by every regime
-HARD_SHARE = np.array([0.0, 0.2, 0.6, 0.65])  # the interactions' share of each regime's signal variance
+HARD_SHARE = np.array([0.0, 0.2, 0.7, 0.65])  # the interactions' share of each regime's signal variance
 FLOW_LAGS = 8
 STRUCTURE_SEED = 20_261_202  # draws the market's law (the interaction terms), not a path
 START_MS = 1_704_067_200_000  # 2024-01-01T00:00:00Z

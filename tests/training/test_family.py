@@ -47,6 +47,17 @@ def test_every_exported_model_loads_matches_its_hash_and_takes_any_batch_size(qu
             assert out.shape == (batch, 1) and np.isfinite(out).all()
 
 
+def test_the_learned_tier_map_is_in_force_with_its_evidence_from_the_validation_split(quick_store):
+    _, manifest = load_current(quick_store)
+    section = manifest.regime
+    assert manifest.config["routing"] == {"tier_map": "learned", "tolerance": 0.02}
+    assert section.tier_map_source == "learned" and section.learned is not None
+    assert section.tier_map == section.learned.chosen and set(section.tier_map) == set(section.names)
+    assert section.learned.split == "validation" and section.learned.metric == "r2"
+    assert all(set(q) == {"M0", "M1", "M2", "M3"} for q in section.learned.quality.values())
+    assert set(section.learned.reasons) == set(section.names)
+
+
 def test_distillation_settings_are_recorded_per_stage_and_the_last_stage_distills(quick_store):
     _, manifest = load_current(quick_store)
     m0, *students = manifest.tiers
