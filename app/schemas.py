@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from models.manifest import Metrics, TargetSection, TensorSpec
+from models.manifest import Metrics, TargetSection, TensorSpec, TierMapEvidence
 
 
 class LiveStats(BaseModel):
@@ -50,7 +50,12 @@ class FamilyInfo(BaseModel):
     window: int = Field(description="candles a request must carry at least")
     use_book: bool
     thresholds: dict[str, float] = Field(description="regime thresholds in use (manifest + overrides)")
-    tier_map: dict[str, str]
+    tier_map: dict[str, str] = Field(description="regime → tier, the map in force")
+    tier_map_source: Literal["fixed", "learned"] = Field(
+        description="learned: per regime the smallest tier within a tolerance of the best on the validation "
+                    "split; fixed: the write-up's calm → M3 … crisis → M0")
+    tier_map_evidence: TierMapEvidence | None = Field(
+        description="each tier's validation score per regime, the rule and the reason for every choice")
     input: TensorSpec
     output: TensorSpec
     tiers: list[TierInfo]

@@ -42,16 +42,19 @@ SeedResult = dict[str, list[tuple[str, Scores]]]  # variant → [(tier, scores)]
 
 @dataclass(frozen=True)
 class Plan:
-    """How much to train. Full mode cuts the default config's 1M bars to 300K to fit ~20 minutes of one
-    core, and gives each student ~800 steps (the default run gives ~1,400: small students are still
-    improving at that point, so every variant gets the same budget). The schedule variants and the
-    direction target (the only one where T acts) run on fewer seeds than the main comparison."""
+    """How much to train. Full mode measures the default family itself: the default config's market, bars
+    and budgets for the return target (the synthetic market needs its 1.4M bars for M0 to learn the hard
+    regimes' interactions; on 300K bars even M0 does not). The fixed-α/T variants run on three seeds, the
+    width-only and depth-only chains on one, and the direction target (the only one where T acts) on a
+    smaller market."""
 
     seeds: tuple[int, ...]  # chain, one-shot and direct (synthetic return and real candles)
-    variant_seeds: tuple[int, ...]  # width-/depth-only and fixed α/T; everything on direction
-    bars: int  # synthetic bars; 70% of the windows become training rows
-    teacher_epochs: float  # synthetic data
-    student_epochs: float
+    variant_seeds: tuple[int, ...]  # fixed α/T; everything on direction
+    shape_seeds: tuple[int, ...]  # width-only and depth-only chains
+    bars: int | None  # synthetic bars for the return target (None: the config's)
+    direction_bars: int | None
+    teacher_epochs: float | None  # synthetic data (None: the config's)
+    student_epochs: float | None
     real_epochs: float | None  # M0 and students on real candles (a few thousand rows; None: the config's)
     real_candles: int | None  # cap on candles per real file (None: the whole file)
     # One torch thread: with other jobs on the 2 cores, two threads spin-wait on each other and a step
@@ -59,10 +62,11 @@ class Plan:
     threads: int = 1
 
 
-FULL = Plan(seeds=(0, 1, 2, 3, 4), variant_seeds=(0, 1, 2), bars=300_000, teacher_epochs=6,
-            student_epochs=8, real_epochs=30, real_candles=None)
-QUICK = Plan(seeds=(0, 1), variant_seeds=(0,), bars=8_000, teacher_epochs=1, student_epochs=1,
-             real_epochs=None, real_candles=3_000)
+FULL = Plan(seeds=(0, 1, 2, 3, 4), variant_seeds=(0, 1, 2), shape_seeds=(0,), bars=None,
+            direction_bars=400_000, teacher_epochs=None, student_epochs=None, real_epochs=30,
+            real_candles=None)
+QUICK = Plan(seeds=(0, 1), variant_seeds=(0,), shape_seeds=(0,), bars=8_000, direction_bars=8_000,
+             teacher_epochs=1, student_epochs=1, real_epochs=None, real_candles=3_000)
 
 
 class Bench:
@@ -111,7 +115,7 @@ class Bench:
 
     def run_seed(self, seed: int, m0: stages.Trained, m0_scores: Scores, variants: bool,
                  shape_variants: bool) -> SeedResult:
-        """The students of one seed; `variants` adds the α/T comparisons to the main three, and
+        """The students of one seed; `variants` adds the fixed α/T comparisons to the main three, and
         `shape_variants` the width-only and depth-only chains."""
         combined = nets.SCHEDULES["combined"]
         steps = [(s.alpha, s.temperature) for s in schedule.stages(self.cfg.schedule, len(combined) - 1)]
@@ -123,7 +127,7 @@ class Bench:
         out = {"M0": [("M0", m0_scores)], "chain": tiers(self.chain(combined, seed, m0, steps)),
                "one-shot": tiers([self.train(combined[-1], 3, seed, m0, last, budget)], ("M3",)),
                "direct": tiers([self.train(combined[-1], 3, seed, None, labels_only, budget)], ("M3",))}
-        if variants and shape_variants:
+        if shape_variants:
             for name in ("width", "depth"):
                 out[f"chain, {name}-only"] = tiers(self.chain(nets.SCHEDULES[name], seed, m0, steps))
         for alpha, temperature in FIXED if variants else ():
@@ -136,19 +140,21 @@ class Bench:
 
 
 def measure(name: str, source: dataset.Source, cfg: TrainConfig, seeds: tuple[int, ...],
-            variant_seeds: tuple[int, ...] = (), shape_variants: bool = False) -> dict[str, Any]:
+            variant_seeds: tuple[int, ...] = (), shape_seeds: tuple[int, ...] = ()) -> dict[str, Any]:
     """One M0 (the first seed's), then every seed's students: rows of (variant, tier) with per-seed
     values, mean and std; timing. One teacher for all seeds keeps the comparison paired and the budget
     on the students; M0's own seed-to-seed spread is not measured."""
     ds = dataset.build(source, cfg.target.build(), fractions=(cfg.data.train_fraction, cfg.data.val_fraction))
     bench = Bench(cfg, ds)
     m0, m0_scores = bench.teacher(seeds[0])
-    per_seed = [bench.run_seed(seed, m0, m0_scores, seed in variant_seeds, shape_variants) for seed in seeds]
+    per_seed = [bench.run_seed(seed, m0, m0_scores, seed in variant_seeds, seed in shape_seeds)
+                for seed in seeds]
     rows = aggregate(per_seed, bench.reference)
     oracle = bench.scorer.oracle
     return {"name": name, "source": source.describe(), "target": ds.target.describe(),
             "metric": bench.kind.headline, "seeds": list(seeds),
             "variant_seeds": [s for s in seeds if s in variant_seeds],
+            "shape_seeds": [s for s in seeds if s in shape_seeds],
             "train_rows": len(ds.train), "test_rows": len(ds.test),
             "teacher_epochs": cfg.teacher.max_epochs, "student_epochs": cfg.student.max_epochs,
             "oracle": bench.scorer.headline(oracle) if oracle else None, "rows": rows,
@@ -223,7 +229,8 @@ def run(quick: bool, out: Path) -> dict[str, Any]:
         epochs = {"teacher": {"max_epochs": teacher}, "student": {"max_epochs": student}} if teacher else {}
         return config.validate(config.merge(base.model_dump(mode="json"), {**epochs, **extra}))
 
-    returns = budget(plan.teacher_epochs, plan.student_epochs, data={"bars": plan.bars})
+    bars = {"data": {"bars": plan.bars}} if plan.bars else {}
+    returns = budget(plan.teacher_epochs, plan.student_epochs, **bars)
     real = budget(plan.real_epochs, plan.real_epochs)
     threads = torch.get_num_threads()
     torch.set_num_threads(plan.threads)
@@ -243,13 +250,16 @@ def _real_files() -> list[Path]:
 
 
 def measure_all(plan: Plan, returns: TrainConfig, real: TrainConfig) -> list[dict[str, Any]]:
-    direction = config.validate(config.merge(returns.model_dump(mode="json"),
-                                             {"target": {"name": "direction", "horizon": 1}}))
-    synthetic = sources.synthetic_source(plan.bars, returns.data.market_seed)
+    direction_bars = plan.direction_bars or returns.data.bars
+    direction = config.validate(config.merge(returns.model_dump(mode="json"), {
+        "target": {"name": "direction", "horizon": 1}, "data": {"bars": direction_bars}}))
     seeds, variant_seeds = plan.seeds, plan.variant_seeds
+    synthetic = sources.synthetic_source(returns.data.bars, returns.data.market_seed)
     results = [measure("synthetic market, return", synthetic, returns, seeds, variant_seeds,
-                       shape_variants=True),
-               measure("synthetic market, direction", synthetic, direction, variant_seeds, variant_seeds)]
+                       plan.shape_seeds)]
+    del synthetic  # the direction target's smaller market is built next; do not hold both
+    smaller = sources.synthetic_source(direction_bars, returns.data.market_seed)
+    results.append(measure("synthetic market, direction", smaller, direction, variant_seeds, variant_seeds))
     for path in _real_files():
         source = sources.csv_source(path)
         if plan.real_candles:

@@ -44,6 +44,10 @@ class Stream:
         chosen = [self.tiers.index(route(self.family, name).tier) for name in REGIMES]
         return np.asarray(chosen)[regimes]
 
+    def mapped(self, tier_map: dict[str, str], regimes: np.ndarray) -> np.ndarray:
+        """Regime index per row → tier index per row under another regime → tier map (all tiers loaded)."""
+        return np.asarray([self.tiers.index(tier_map[name]) for name in REGIMES])[regimes]
+
     def routed(self, thresholds: Thresholds) -> np.ndarray:
         return self.tier_index(detect(self.signals, thresholds))
 

@@ -12,8 +12,13 @@ ohlcv/`, skipped when absent) need a family trained on them: one per file is tra
 The router is the app's own: `app.registry.load_family` builds the family (sessions, manifest thresholds),
 `market.regime.detect` reads each row's signals and `app.router.route` picks the tier, exactly as
 /predict does without an override or a budget. Compute is each tier's batch-1 onnxruntime µs per call,
-measured here on the registry's sessions. Sweeping the stress thresholds traces the cost–quality curve
-(routing.png). The product's goal: routed quality ≥ 98% of always-M0 at ≤ 40% of its compute.
+measured here on the registry's sessions. Policies: the router with the family's map in force (learned on
+validation by default), the other map (the write-up's fixed calm → M3 … crisis → M0, or the learned one),
+the oracle router, always one tier. Two curves of quality against compute (routing.png): stress thresholds
+swept, and every map the learned map's tolerance can produce (each learned on the validation split exactly
+as `tiered train` learns it, then replayed on the test split). The product's goal: routed quality ≥ 98%
+of always-M0 at ≤ 40% of its compute, while always-smallest stays below 95% (otherwise routing buys nothing
+over the smallest tier).
 """
 
 from __future__ import annotations
@@ -31,11 +36,14 @@ from bench import pipeline, replay
 from bench.common import ROOT, cli, table
 from bench.family import Store, family_store, store_options
 from market import dataset, sources, targets
-from market.regime import REGIMES, balanced_accuracy, confusion_matrix, detect
+from market.regime import DEFAULT_TIER_MAP, REGIMES, balanced_accuracy, confusion_matrix, detect
+from training import tiermap
 from training.evaluate import Scorer
 
 OHLCV = ROOT / ".." / "shared" / "data" / "ohlcv"
 GOAL_QUALITY, GOAL_COMPUTE = 0.98, 0.40  # of always-M0's
+SMALLEST_BELOW = 0.95  # always-smallest must stay under this share of always-M0, or routing buys nothing
+TOLERANCES = (0.0, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 0.99)
 SCALES = (0.5, 1.0, 2.0)
 
 
@@ -94,21 +102,52 @@ def replay_store(store: Store, ohlcv: Path, runs: int, shifts: int) -> dict[str,
                            np.asarray([latency[t] for t in family.order]),
                            Scorer.for_split(ds, test))
     detected = detect(test.signals, family.thresholds)
+    section = store.manifest.regime
     policies = {"routed": stream.tier_index(detected)}
+    other = "learned" if section.tier_map_source == "fixed" else "fixed"
+    maps = {"fixed": dict(DEFAULT_TIER_MAP)}
+    if section.learned is not None:
+        maps["learned"] = dict(section.learned.chosen)
+    if other in maps:
+        policies[f"routed, {other} map"] = stream.mapped(maps[other], detected)
     if test.true_regime is not None:
         policies["oracle router"] = stream.tier_index(test.true_regime)
     policies |= {f"always {t}": stream.always(t) for t in family.order}
     result = {"family": store.describe(), "rows": len(test), "truth": test.true_regime is not None,
               "latency_us": latency, "thresholds": family.thresholds.to_dict(),
-              "tier_map": store.manifest.regime.tier_map, "metric": stream.scorer.kind.headline,
+              "tier_map": section.tier_map, "tier_map_source": section.tier_map_source,
+              "metric": stream.scorer.kind.headline,
               "oracle": stream.scorer.headline(stream.scorer.oracle) if stream.scorer.oracle else None,
               "policies": {name: replay.evaluate(stream, chosen) for name, chosen in policies.items()},
-              "sweep": replay.sweep(stream, shifts, SCALES)}
+              "sweep": replay.sweep(stream, shifts, SCALES),
+              "tolerance_curve": tolerance_curve(stream, ds, detected)}
     if test.true_regime is not None:
         matrix = confusion_matrix(test.true_regime, detected)
         result["detector"] = {"balanced_accuracy": balanced_accuracy(matrix), "confusion": matrix.tolist()}
     result["goal"] = goal(result)
     return result
+
+
+def tolerance_curve(stream: replay.Stream, ds: dataset.Dataset, detected: np.ndarray) -> list[dict[str, Any]]:
+    """Every tier map the learned-map tolerance can produce: each learned on the validation split as
+    `tiered train` learns it (training.tiermap), then replayed on the test split. Maps that repeat are
+    listed once, at the smallest tolerance that gives them."""
+    family, scorer = stream.family, stream.scorer
+    validation = replay.predict_all(family, ds.val.x)
+    val_regimes = detect(ds.val.signals, family.thresholds)
+    by_tier = dict(zip(family.order, validation, strict=True))
+    points, seen = [], set()
+    for tolerance in TOLERANCES:
+        chosen = tiermap.learn(scorer.kind, ds.target, by_tier, ds.val.y, val_regimes, family.order,
+                               tolerance).chosen
+        key = tuple(chosen[r] for r in REGIMES)
+        if key in seen:
+            continue
+        seen.add(key)
+        e = replay.evaluate(stream, stream.mapped(chosen, detected))
+        points.append({"tolerance": tolerance, "tier_map": chosen, "quality": e["quality"],
+                       "compute_us": e["compute_us"], "shares": e["shares"]})
+    return points
 
 
 def goal(r: dict[str, Any]) -> dict[str, Any]:
@@ -122,8 +161,15 @@ def goal(r: dict[str, Any]) -> dict[str, Any]:
     good = [p for p in r["sweep"] if (rel(p)[0] or 0.0) >= GOAL_QUALITY]
     cheapest = min(good, key=lambda p: p["compute_us"]) if good else None
     relative = lambda p: p and {**p, "quality_of_m0": rel(p)[0], "compute_of_m0": rel(p)[1]}  # noqa: E731
+    smallest = r["policies"][f"always {list(r['latency_us'])[-1]}"]
+    smallest_quality = rel(smallest)[0]
+    maps = {name: {"quality_of_m0": rel(p)[0], "compute_of_m0": rel(p)[1],
+                   "met": (rel(p)[0] or 0.0) >= GOAL_QUALITY and rel(p)[1] <= GOAL_COMPUTE}
+            for name, p in r["policies"].items() if name.startswith("routed")}
     return {"quality_of_m0": quality, "compute_of_m0": compute,
             "met": quality is not None and quality >= GOAL_QUALITY and compute <= GOAL_COMPUTE,
+            "maps": maps, "smallest_quality_of_m0": smallest_quality,
+            "smallest_below": smallest_quality is not None and smallest_quality < SMALLEST_BELOW,
             "best_within_compute": relative(best), "cheapest_with_quality": relative(cheapest)}
 
 
@@ -141,6 +187,12 @@ def plot(result: dict[str, Any], path: Path) -> None:
             pts = sorted((p for p in s["sweep"] if p["scale"] == scale), key=lambda p: p["compute_us"])
             ax.plot([p["compute_us"] for p in pts], [p["quality"] for p in pts], marker=".", color=colour,
                     label=f"thresholds swept (spacing ×{scale:g})")
+        curve = sorted(s["tolerance_curve"], key=lambda p: p["compute_us"])
+        ax.plot([p["compute_us"] for p in curve], [p["quality"] for p in curve], marker="o", color="purple",
+                label="learned maps, every tolerance")
+        for p in curve:
+            ax.annotate(f"{p['tolerance']:g}", (p["compute_us"], p["quality"]), textcoords="offset points",
+                        xytext=(4, -10), fontsize=7, color="purple")
         for name, p in s["policies"].items():
             if name.startswith("always "):
                 ax.scatter([p["compute_us"]], [p["quality"]], marker="s", s=60, color="grey", zorder=3)
@@ -148,8 +200,9 @@ def plot(result: dict[str, Any], path: Path) -> None:
                             fontsize=8)
             else:
                 marker, size, colour = ("*", 200, "red") if name == "routed" else ("D", 70, "orange")
+                in_force = f"routed ({s['tier_map_source']} map, default thresholds)"
                 ax.scatter([p["compute_us"]], [p["quality"]], marker=marker, s=size, color=colour, zorder=4,
-                           label="routed (default thresholds)" if name == "routed" else name)
+                           label=in_force if name == "routed" else name)
         if m0["quality"] > 0:
             top = max(p["quality"] for p in [*s["sweep"], *s["policies"].values()])
             ax.fill_between([0, GOAL_COMPUTE * m0["compute_us"]], GOAL_QUALITY * m0["quality"],
@@ -172,7 +225,7 @@ def markdown(result: dict[str, Any]) -> str:
         title = (f"**{_name(src)}**, family "
                  f"`{s['family']['family_id']}`, {s['rows']:,} test rows"
                  + (f", oracle {s['metric']} {s['oracle']:.4f}" if s["oracle"] is not None else ""))
-        parts += [title, policy_table(s), regime_table(s), sweep_table(s)]
+        parts += [title, policy_table(s), regime_table(s), sweep_table(s), tolerance_table(s)]
     if result["real_skipped"]:
         parts.append(f"Real candles skipped: {result['real_skipped']}.")
     parts.append(reading(result))
@@ -222,6 +275,17 @@ def sweep_table(s: dict[str, Any]) -> str:
     return table(["router", "quality of M0", "compute of M0", "goal"], rows)
 
 
+def tolerance_table(s: dict[str, Any]) -> str:
+    """The learned maps every tolerance produces, on the test split."""
+    m0 = s["policies"]["always M0"]
+    rows = [[f"{p['tolerance']:g}", " / ".join(p["tier_map"][r] for r in REGIMES),
+             _pct(p["quality"], m0["quality"]), _pct(p["compute_us"], m0["compute_us"])]
+            for p in s["tolerance_curve"]]
+    headers = ["tolerance", f"map {' / '.join(REGIMES)}", "quality of M0", "compute of M0"]
+    return ("Learned maps (per regime the smallest tier within the tolerance of the best on validation), "
+            "replayed on the test split:\n\n" + table(headers, rows))
+
+
 def _pct(value: float, reference: float) -> str:
     return f"{value / reference:.1%}" if reference > 0 else "–"
 
@@ -238,24 +302,24 @@ def reading(result: dict[str, Any]) -> str:
     s = result["streams"][0]
     p, g = s["policies"], s["goal"]
     routed, m0, m3 = p["routed"], p["always M0"], p[f"always {list(s['latency_us'])[-1]}"]
-    text = [f"On the synthetic test split the router answers {routed['shares'].get('M0', 0):.0%} of rows "
-            f"with M0 and reaches R² {routed['quality']:.4f} ({_ratio(g['quality_of_m0'])} of always-M0's "
-            f"{m0['quality']:.4f}) at {g['compute_of_m0']:.0%} of M0's compute ({routed['compute_us']:.1f} "
-            "against "
-            f"{m0['compute_us']:.1f} µs per prediction); the smallest tier alone gets {m3['quality']:.4f}."]
-    if g["met"]:
-        text.append("The goal (≥98% of M0's quality at ≤40% of its compute) is met.")
-        if m0["quality"] > 0 and m3["quality"] >= GOAL_QUALITY * m0["quality"]:
-            text.append("But always using the smallest tier meets it too "
-                        f"({_pct(m3['quality'], m0['quality'])} of M0 at "
-                        f"{_pct(m3['compute_us'], m0['compute_us'])} of its compute): this family's small "
-                        "tiers kept the teacher's skill in every regime, so routing buys nothing over "
-                        "always-smallest here; it pays only where small tiers lose skill in hard regimes.")
-    else:
-        short = [w for w, ok in (("quality", (g["quality_of_m0"] or 0) >= GOAL_QUALITY),
-                                 ("compute", g["compute_of_m0"] <= GOAL_COMPUTE)) if not ok]
-        text.append("The goal (≥98% of M0's quality at ≤40% of its compute) is NOT met on "
-                    f"{' and '.join(short)}.")
+    smallest = list(s["latency_us"])[-1]
+    router = ", ".join(f"{r} → {t}" for r, t in s["tier_map"].items())
+    text = [f"On the synthetic test split the router ({s['tier_map_source']} map: {router}) reaches R² "
+            f"{routed['quality']:.4f}, {_ratio(g['quality_of_m0'])} of always-M0's {m0['quality']:.4f}, at "
+            f"{g['compute_of_m0']:.0%} of M0's onnxruntime compute ({routed['compute_us']:.1f} against "
+            f"{m0['compute_us']:.1f} µs per prediction), answering "
+            f"{routed['shares'].get('M0', 0):.0%} of rows with M0."]
+    text.append("The goal (≥98% of M0's quality at ≤40% of its compute) is "
+                + ("met" if g["met"] else "NOT met") + " with the map in force; "
+                + "; ".join(f"{name.removeprefix('routed, ')}: {_ratio(v['quality_of_m0'])} at "
+                            f"{_ratio(v['compute_of_m0'])}, " + ("met" if v["met"] else "NOT met")
+                            for name, v in g["maps"].items() if name != "routed") + ".")
+    text.append(f"Always-{smallest} keeps {_ratio(g['smallest_quality_of_m0'])} of M0's quality at "
+                f"{_pct(m3['compute_us'], m0['compute_us'])} of its compute: "
+                + (f"below {SMALLEST_BELOW:.0%}, so the small tier alone is not enough and routing is what "
+                   "buys the saving." if g["smallest_below"] else
+                   f"not below {SMALLEST_BELOW:.0%}: on this family the smallest tier alone would do, and "
+                   "routing buys little over it."))
     if "oracle router" in p:
         o = p["oracle router"]
         text.append(f"Knowing the true regime would give R² {o['quality']:.4f} at {o['compute_us']:.1f} µs, "

@@ -10,7 +10,8 @@ Rules (thresholds come from `calibrate` on training data, so training and servin
     direction is treated as normal);
   * otherwise normal.
 The stress thresholds are quantiles of the training windows' stress at the cumulative regime shares
-(default 34%, 79%, 95%: the long-run shares of the synthetic market, a sensible prior for real ones);
+(default 28%, 59%, 85%: the long-run shares of the synthetic market, a prior for real ones, where
+crisis then means the most stressed 15% of windows);
 the volatility-shift threshold is its 99th percentile. `calibrate` returns a plain, JSON-ready
 `Thresholds`; the manifest stores it and settings may override any field.
 """
@@ -23,7 +24,7 @@ import numpy as np
 
 REGIMES: tuple[str, ...] = ("calm", "normal", "volatile", "crisis")
 DEFAULT_TIER_MAP: dict[str, str] = {"calm": "M3", "normal": "M2", "volatile": "M1", "crisis": "M0"}
-DEFAULT_SHARES: tuple[float, float, float] = (0.34, 0.79, 0.95)  # cumulative: calm, +normal, +volatile
+DEFAULT_SHARES: tuple[float, float, float] = (0.28, 0.59, 0.85)  # cumulative: calm, +normal, +volatile
 
 
 @dataclass(frozen=True)

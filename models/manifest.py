@@ -37,10 +37,26 @@ class FeatureSection(Strict):
     use_book: bool
 
 
+class TierMapEvidence(Strict):
+    """Why the learned regime → tier map is what it is (training/tiermap.py)."""
+
+    split: str  # where the tiers were scored
+    metric: str  # the target's headline metric
+    tolerance: float
+    rule: str
+    quality: dict[str, dict[str, float | None]]  # regime → tier → headline on that regime's rows
+    rows: dict[str, int]  # regime → rows the detector put there
+    chosen: dict[str, str]  # regime → tier
+    reasons: dict[str, str]  # regime → the choice in words
+    summary: str
+
+
 class RegimeSection(Strict):
     thresholds: dict[str, float]
-    tier_map: dict[str, str]
+    tier_map: dict[str, str]  # the map in force
     names: list[str]
+    tier_map_source: Literal["fixed", "learned"] = "fixed"
+    learned: TierMapEvidence | None = None  # computed whichever map is in force
 
 
 class TargetSection(Strict):
@@ -53,6 +69,8 @@ class TargetSection(Strict):
     classes: list[str] | None = None  # kind classes: the output columns are these classes' probabilities
     description: str
     params: dict[str, float] = Field(description="fitted on the training split (e.g. the flat band)")
+    volatility_scaled: bool = Field(False, description="learned in units of a volatility forecast from "
+                                    "the window, which the exported graph multiplies back")
 
     @property
     def width(self) -> int:

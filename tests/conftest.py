@@ -1,7 +1,9 @@
 """Fixtures shared by the whole suite.
 
-`quick_store` trains one real family with `tiered train --quick` into a temporary store, once per
-test session; tests that need a family read it (and copy it when they want to damage it).
+`quick_store` trains one real family with `tiered train --quick --tier-map fixed` into a temporary
+store, once per test session; tests that need a family read it (and copy it when they want to damage
+it). The fixed map sends every regime to a different tier, which the routing and fallback tests need;
+the learned map is tested on families of its own (tests/training).
 `store_copy` is a private copy of it to damage.
 `client_for(store, **settings)` makes a real app over a store (`with client_for(...) as client:` runs
 the lifespan), with `admin_token` configured.
@@ -36,7 +38,7 @@ ClientFor = Callable[..., TestClient]
 def quick_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     store = tmp_path_factory.mktemp("store")
     with pytest.raises(SystemExit) as exit_info:
-        main(["train", "--quick", "--seed", "0", "--out", str(store)])
+        main(["train", "--quick", "--seed", "0", "--tier-map", "fixed", "--out", str(store)])
     assert exit_info.value.code == 0, f"tiered train --quick exited with {exit_info.value.code}"
     assert (store / "CURRENT").is_file(), f"tiered train --quick wrote no CURRENT into {store}"
     return store

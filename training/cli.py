@@ -4,6 +4,7 @@
     tiered train                                                  the default family (synthetic market)
     tiered train --source csv:../shared/data/ohlcv/FILE.csv       real candles
     tiered train --target volatility --horizon 10                 another target (see market/targets/)
+    tiered train --tier-map fixed                                 route calm → M3 … crisis → M0, not learned
     tiered train --source bybit:BTCUSDT:60 --start 2024-01-01 --end 2024-06-01
 
 torch is imported only when the job runs, so `tiered` stays usable on a serving install.
@@ -28,6 +29,9 @@ def register(sub: Any) -> None:
     p.add_argument("--target", help=f"what to predict: {', '.join(targets.names())} (default: return)")
     p.add_argument("--horizon", type=int, help="bars ahead (default: the target's own)")
     p.add_argument("--seed", type=int)
+    p.add_argument("--tier-map", choices=("learned", "fixed"),
+                   help="regime → tier map: learned on the validation split (default) or the fixed "
+                        "calm → M3 … crisis → M0")
     p.add_argument("--out", type=Path, default=Path("models/store"),
                    help="model store (default models/store)")
     p.add_argument("--quick", action="store_true", help="a small, fast family for tests and smoke runs")
@@ -51,7 +55,8 @@ def run_train(args: argparse.Namespace) -> int:
     try:
         cfg = config.load(args.config, quick=args.quick,
                           overrides={"source": args.source, "target": target_override(args),
-                                     "seed": args.seed})
+                                     "seed": args.seed,
+                                     "routing": {"tier_map": args.tier_map} if args.tier_map else None})
         start_ms = parse_timestamp(args.start) if args.start else 0
         end_ms = parse_timestamp(args.end) if args.end else 0
         if cfg.source.startswith("bybit:") and not (start_ms and end_ms):

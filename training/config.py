@@ -107,6 +107,14 @@ class ExportConfig(Section):
     latency_runs: int = Field(ge=10)
 
 
+class RoutingConfig(Section):
+    tier_map: Literal["learned", "fixed"] = Field(
+        description="learned: per regime, the smallest tier within `tolerance` of the best on validation "
+                    "(training/tiermap.py); fixed: the write-up's calm → M3 … crisis → M0")
+    tolerance: float = Field(ge=0.0, lt=1.0, description="share of the best tier's skill a smaller tier may "
+                                                          "give up and still serve the regime")
+
+
 class TargetConfig(Section):
     name: str = Field(description="what the family predicts: one of market.targets.names()")
     horizon: int | None = Field(default=None, description="bars ahead; null: the target's default")
@@ -132,6 +140,7 @@ class TrainConfig(Section):
     teacher: FitConfig  # M0, on labels
     student: FitConfig  # M1..M3 and both baselines (same budget as M3's stage)
     curriculum: CurriculumConfig
+    routing: RoutingConfig
     export: ExportConfig
 
 

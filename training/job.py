@@ -42,13 +42,15 @@ from models.manifest import (
     TensorSpec,
     TierEntry,
 )
-from training import baselines, export, nets, report, schedule, skill, stages
+from training import baselines, export, nets, report, schedule, skill, stages, tiermap
 from training.config import FitConfig, TrainConfig
 from training.distill import Objective, Point
 from training.evaluate import Scorer
+from training.volscale import VolatilityScale
 
 ROLES = ("teacher, research tier", "medium, staging tier", "small, production tier", "tiny, edge tier")
 Scored = tuple[Metrics, dict[str, Metrics]]
+Predictions = dict[str, np.ndarray]  # model name → (n, width) predictions on a split
 
 
 @dataclass
@@ -68,6 +70,7 @@ class Job:
     def __init__(self, cfg: TrainConfig, *, start_ms: int = 0, end_ms: int = 0) -> None:
         self.cfg, self.start_ms, self.end_ms = cfg, start_ms, end_ms
         self.timing: dict[str, float] = {}
+        self.volatility: VolatilityScale | None = None  # fitted with the data, when the target is scaled
         self.shapes = nets.family_shapes(cfg.family.schedule, cfg.family.shapes)
         self.stages = schedule.stages(cfg.schedule, len(self.shapes) - 1)
 
@@ -86,17 +89,19 @@ class Job:
     def _run(self, out: Path, started: float) -> Path:
         ds, source = self._data()
         data = stages.tensors(ds)
+        self.volatility = data.scale.volatility
         members = self._train(data)
         scorer = Scorer.for_split(ds, ds.test)
         classical, classical_predictions = self._classical(ds, data, scorer)
         references = self._references(ds, scorer)
         with tempfile.TemporaryDirectory(prefix="tiered-train-") as tmp:
-            entries, predictions, files = self._export(Path(tmp), ds, data, members, scorer)
+            entries, predictions, validation, files = self._export(Path(tmp), ds, data, members, scorer)
             tick = time.perf_counter()
             verdict = skill.compare(data.kind, ds.target, ds.test.y, scorer.regimes, predictions,
                                     classical_predictions, seed=self.cfg.seed)
             self.timing["skill"] = time.perf_counter() - tick
-            manifest = self._manifest(ds, source, entries, classical, references, verdict)
+            routing = self._routing(ds, data, validation)
+            manifest = self._manifest(ds, source, entries, classical, references, verdict, routing)
             self.timing["total_seconds"] = time.perf_counter() - started
             body = report.build(manifest, _detector(ds), self._timing())
             curves = {m.name: m.stage.result.curve for m in members}
@@ -194,13 +199,16 @@ class Job:
 
     # -- export and scores ------------------------------------------------------------------------
 
-    def _export(self, tmp: Path, ds: Dataset, data: stages.Tensors, members: list[Member],
-                scorer: Scorer) -> tuple[dict[str, TierEntry], dict[str, np.ndarray], dict[str, Path]]:
+    def _export(self, tmp: Path, ds: Dataset, data: stages.Tensors, members: list[Member], scorer: Scorer
+                ) -> tuple[dict[str, TierEntry], Predictions, Predictions, dict[str, Path]]:
+        """Every member exported, checked, timed and scored on the test split; the tiers' validation
+        predictions too (the learned tier map reads them)."""
         cfg = self.cfg
         tick = time.perf_counter()
         held_out = ds.test.x[:cfg.export.parity_rows]
         entries: dict[str, TierEntry] = {}
-        predictions: dict[str, np.ndarray] = {}
+        predictions: Predictions = {}
+        validation: Predictions = {}
         files: dict[str, Path] = {}
         reference_params = nets.count_params(members[0].stage.net)
         m0: Scored | None = None
@@ -215,6 +223,8 @@ class Job:
             diff = export.parity(m.name, module, sess, held_out, cfg.export.tolerance)
             latency = export.latency_us(sess, ds.test.x[0], cfg.export.latency_runs)
             predictions[m.name] = export.run(sess, ds.test.x)
+            if m.name.startswith("M"):
+                validation[m.name] = export.run(sess, ds.val.x)
             overall, per_regime = scorer.score(predictions[m.name])
             m0 = m0 or (overall, per_regime)
             overall = scorer.with_retention(overall, m0[0])
@@ -229,11 +239,21 @@ class Job:
                 parity_max_abs_diff=diff, latency_us_batch1=latency, train_seconds=m.stage.result.seconds)
             files[path.name] = path
         self.timing["export"] = time.perf_counter() - tick
-        return entries, predictions, files
+        return entries, predictions, validation, files
+
+    def _routing(self, ds: Dataset, data: stages.Tensors, validation: Predictions) -> RegimeSection:
+        """The regime section: thresholds, the learned map's evidence and the map in force."""
+        cfg = self.cfg.routing
+        detected = regime.detect(ds.val.signals, ds.thresholds)
+        evidence = tiermap.learn(data.kind, ds.target, validation, ds.val.y, detected,
+                                 [f"M{i}" for i in range(len(self.shapes))], cfg.tolerance)
+        tier_map = dict(evidence.chosen) if cfg.tier_map == "learned" else dict(regime.DEFAULT_TIER_MAP)
+        return RegimeSection(thresholds=ds.thresholds.to_dict(), tier_map=tier_map,
+                             names=list(regime.REGIMES), tier_map_source=cfg.tier_map, learned=evidence)
 
     def _manifest(self, ds: Dataset, source: dataset.Source, entries: dict[str, TierEntry],
                   classical: dict[str, ClassicalEntry], references: dict[str, Reference],
-                  verdict: SkillSection) -> Manifest:
+                  verdict: SkillSection, routing: RegimeSection) -> Manifest:
         cfg, target = self.cfg, ds.target
         now = dt.datetime.now(dt.UTC)
         family_id = (f"{now:%Y%m%dT%H%M%SZ}-{source.kind}-{target.name}{target.horizon}-s{cfg.seed}-"
@@ -246,8 +266,7 @@ class Job:
                                     use_book=spec.use_book),
             input=TensorSpec(name=export.INPUT_NAME, shape=[None, len(spec.names)]),
             output=TensorSpec(name=target.name, shape=[None, target.width]),
-            regime=RegimeSection(thresholds=ds.thresholds.to_dict(), tier_map=dict(regime.DEFAULT_TIER_MAP),
-                                 names=list(regime.REGIMES)),
+            regime=routing,
             tiers=[entries[f"M{i}"] for i in range(len(self.shapes))],
             baselines={"one_shot": entries["one_shot"], "direct": entries["direct"]},
             classical=classical, references=references, skill=verdict, config=self._resolved(),
@@ -259,6 +278,8 @@ class Job:
                               for s in self.stages]
         if self.start_ms or self.end_ms:
             resolved["range_ms"] = [self.start_ms, self.end_ms]
+        if self.volatility is not None:
+            resolved["volatility_scale"] = self.volatility.describe()
         return resolved
 
 

@@ -63,11 +63,11 @@ def tensors(ds: Dataset) -> Tensors:
         if bad:
             raise TrainingError(f"{bad} {name} rows hold non-finite features; check the source data")
     kind = kinds.of(ds.target)
-    scale = kind.scale(ds.train.y)
+    scale = kind.scale(ds)
     x = ds.train.x
     return Tensors(kind, ds.target.width, x.mean(axis=0, dtype=np.float64), x.std(axis=0, dtype=np.float64),
-                   torch.from_numpy(x), kind.encode(ds.train.y, scale), torch.from_numpy(ds.val.x),
-                   kind.encode(ds.val.y, scale), scale)
+                   torch.from_numpy(x), kind.encode(ds.train.y, x, scale), torch.from_numpy(ds.val.x),
+                   kind.encode(ds.val.y, ds.val.x, scale), scale)
 
 
 @dataclass

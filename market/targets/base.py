@@ -54,6 +54,9 @@ class Target:
     # kind "classes": binary skills inside the classes, each (group a, group b), scored apart
     skills: ClassVar[Skills] = {}
     sigma_reference: ClassVar[bool] = False  # a fit on the true log σ_t is a meaningful reference
+    # Learned in units of a volatility forecast from the window (training/volscale.py), served in `units`:
+    # for a quantity whose size follows volatility, so calm and stressed windows count alike in training.
+    volatility_scaled: ClassVar[bool] = False
 
     horizon: int = 0  # 0: the target's default
     params: dict[str, float] = field(default_factory=dict)
@@ -92,7 +95,7 @@ class Target:
     def describe(self) -> dict[str, object]:
         return {"name": self.name, "horizon": self.horizon, "units": self.units, "kind": self.kind,
                 "classes": list(self.classes) or None, "description": self.description,
-                "params": dict(self.params)}
+                "params": dict(self.params), "volatility_scaled": self.volatility_scaled}
 
 
 def future(values: np.ndarray, ends: np.ndarray, horizon: int) -> np.ndarray:

@@ -15,6 +15,7 @@ class Return(Target):
     units = "log return, log(close[t+h] / close[t])"
     description = "the log return over the next h bars"
     signed = True
+    volatility_scaled = True
 
     def y(self, candles: Candles, ends: np.ndarray) -> np.ndarray:
         log_close = np.log(candles.close)

@@ -7,6 +7,8 @@ import json
 import math
 from pathlib import Path
 
+import pytest
+
 from app.dataplane import DataPlane, Query
 from app.errors import InvalidInput
 from app.metrics import Metrics
@@ -56,7 +58,7 @@ def test_predict_accepts_taker_buy_volume_on_every_candle(client, make_body):
     for c in body["candles"]:
         c["taker_buy_volume"] = c["volume"] * 0.75
     out = client.post("/predict", json=body).json()
-    assert out["regime"]["signals"]["imbalance"] == 0.5
+    assert out["regime"]["signals"]["imbalance"] == pytest.approx(0.5)
     assert out["regime"]["estimated"] == ["spread_bps", "imbalance"]
 
 

@@ -14,6 +14,8 @@ def test_tiers_describes_the_family_and_every_tier(client, manifest_data):
     assert set(family["classical"]) == set(manifest_data["classical"]) and family["verdict"]
     assert family["window"] == 48 and family["tier_map"] == manifest_data["regime"]["tier_map"]
     assert family["thresholds"] == manifest_data["regime"]["thresholds"]
+    assert family["tier_map_source"] == manifest_data["regime"]["tier_map_source"]
+    assert family["tier_map_evidence"] == manifest_data["regime"]["learned"]
     assert set(family["baselines"]) == set(manifest_data["baselines"])
     by_name = {t["name"]: t for t in manifest_data["tiers"]}
     assert [t["name"] for t in family["tiers"]] == ["M0", "M1", "M2", "M3"]

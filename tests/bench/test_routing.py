@@ -5,6 +5,7 @@ tiers, and the tables render. Also: a family whose data cannot be rebuilt exactl
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from pathlib import Path
@@ -18,7 +19,13 @@ from bench.family import Store
 pytestmark = pytest.mark.slow
 
 TIERS = ("M0", "M1", "M2", "M3")
+REGIMES = ("calm", "normal", "volatile", "crisis")
 POLICIES = {"routed", "oracle router", *(f"always {t}" for t in TIERS)}
+
+
+def other_map(stream: dict[str, Any]) -> str:
+    """The policy that routes with the map not in force (the suite's family is trained with the fixed)."""
+    return f"routed, {'learned' if stream['tier_map_source'] == 'fixed' else 'fixed'} map"
 REAL = sorted(routing.OHLCV.glob("*.csv")) if routing.OHLCV.is_dir() else []
 
 
@@ -34,7 +41,7 @@ def synthetic(quick: tuple[dict[str, Any], Path]) -> dict[str, Any]:
 
 
 def test_synthetic_stream_scores_every_policy_with_finite_figures(synthetic):
-    assert synthetic["truth"] and set(synthetic["policies"]) == POLICIES
+    assert synthetic["truth"] and set(synthetic["policies"]) == {*POLICIES, other_map(synthetic)}
     for name, p in synthetic["policies"].items():
         assert math.isfinite(p["r2"]) and 0.0 < p["directional_accuracy"] < 1.0, name
         assert math.isfinite(p["compute_us"]) and p["compute_us"] > 0, name
@@ -52,7 +59,20 @@ def test_routed_compute_is_the_traffic_weighted_latency(synthetic):
     p = synthetic["policies"]["routed"]
     weighted = sum(p["shares"][t] * synthetic["latency_us"][t] for t in TIERS)
     assert math.isclose(p["compute_us"], weighted)
-    assert all(p["shares"][t] > 0 for t in TIERS)
+    assert {t for t in TIERS if p["shares"][t] > 0} <= set(synthetic["tier_map"].values())
+    fixed = p if synthetic["tier_map_source"] == "fixed" else synthetic["policies"][other_map(synthetic)]
+    assert all(fixed["shares"][t] > 0 for t in TIERS)
+
+
+def test_every_learned_map_is_replayed_once_and_a_larger_tolerance_never_picks_a_larger_tier(synthetic):
+    curve = synthetic["tolerance_curve"]
+    maps = [tuple(TIERS.index(p["tier_map"][r]) for r in REGIMES) for p in curve]
+    assert len(set(maps)) == len(maps)
+    assert [p["tolerance"] for p in curve] == sorted(p["tolerance"] for p in curve)
+    for larger, smaller in itertools.pairwise(maps):  # a larger tolerance never picks a larger tier
+        assert all(a <= b for a, b in zip(larger, smaller, strict=True))
+    learned = synthetic["tier_map"] if synthetic["tier_map_source"] == "learned" else None
+    assert learned is None or learned in [p["tier_map"] for p in curve]
 
 
 def test_per_regime_rows_cover_the_whole_test_split(synthetic):
@@ -61,10 +81,10 @@ def test_per_regime_rows_cover_the_whole_test_split(synthetic):
     assert sum(r["rows"] for r in per_regime.values()) == synthetic["rows"]
 
 
-def test_sweep_runs_from_nearly_all_m0_to_nearly_all_m3_through_the_default(synthetic):
-    sweep = synthetic["sweep"]
-    assert max(p["shares"]["M0"] for p in sweep) > 0.9
-    assert max(p["shares"]["M3"] for p in sweep) > 0.9
+def test_sweep_runs_from_nearly_all_crisis_to_nearly_all_calm_through_the_default(synthetic):
+    sweep, tier_map = synthetic["sweep"], synthetic["tier_map"]
+    assert max(p["shares"][tier_map["crisis"]] for p in sweep) > 0.9
+    assert max(p["shares"][tier_map["calm"]] for p in sweep) > 0.9
     default = [p for p in sweep if p["shift"] == 0.0 and p["scale"] == 1.0]
     routed = synthetic["policies"]["routed"]
     assert len(default) == 1

@@ -9,6 +9,7 @@ import pytest
 
 from cli import main
 from market import features
+from market.regime import DEFAULT_TIER_MAP
 from market.synthetic import simulate
 from models.store import load_current, sha256_file
 from training.report import TIER_FIELDS
@@ -45,6 +46,22 @@ def test_every_exported_model_loads_matches_its_hash_and_takes_any_batch_size(qu
         for batch in (1, 5):
             (out,) = sess.run([manifest.output.name], {"features": rows[:batch]})
             assert out.shape == (batch, 1) and np.isfinite(out).all()
+
+
+def test_a_fixed_tier_map_is_the_write_ups_and_still_carries_the_learned_maps_evidence(quick_store):
+    _, manifest = load_current(quick_store)  # trained with --tier-map fixed
+    section = manifest.regime
+    assert manifest.config["routing"] == {"tier_map": "fixed", "tolerance": 0.02}
+    assert section.tier_map_source == "fixed" and section.tier_map == DEFAULT_TIER_MAP
+    assert section.learned is not None and section.learned.split == "validation"
+    assert section.learned.metric == "r2" and set(section.learned.reasons) == set(section.names)
+    assert all(set(q) == {"M0", "M1", "M2", "M3"} for q in section.learned.quality.values())
+
+
+def learned_map_is_in_force(manifest) -> bool:
+    section = manifest.regime
+    return (manifest.config["routing"]["tier_map"] == section.tier_map_source == "learned"
+            and section.learned is not None and section.tier_map == section.learned.chosen)
 
 
 def test_distillation_settings_are_recorded_per_stage_and_the_last_stage_distills(quick_store):
@@ -128,6 +145,7 @@ def test_every_regression_target_trains_a_family_the_service_answers_for(
     assert exit_info.value.code == 0
     _, manifest = load_current(store)
     assert manifest.target.name == manifest.output.name == target
+    assert learned_map_is_in_force(manifest)  # the default
     assert sorted(manifest.classical) == baselines and ("oracle" not in manifest.references)
     assert list(manifest.references) == ([reference] if reference else [])
     out = answer(store, client_for)

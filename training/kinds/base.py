@@ -19,18 +19,25 @@ from typing import ClassVar
 import numpy as np
 from torch import Tensor, nn
 
+from market.dataset import Dataset
 from market.targets import Target
 from models.manifest import Metrics
+from training.volscale import VolatilityScale
 
 Predict = Callable[[np.ndarray], np.ndarray]  # (n, F) features → (n, width) predictions
 
 
 @dataclass(frozen=True)
 class Scale:
-    """Training-split statistics of y that the head undoes (identity for classes)."""
+    """Training-split statistics of y that the head undoes (identity for classes); for a volatility-scaled
+    target (`Target.volatility_scaled`), y is first divided by a volatility forecast from the window."""
 
     mean: float = 0.0
     std: float = 1.0
+    volatility: VolatilityScale | None = None
+
+    def divisor(self, x: np.ndarray) -> np.ndarray | float:
+        return 1.0 if self.volatility is None else self.volatility(x)
 
 
 class Kind(ABC):
@@ -43,11 +50,13 @@ class Kind(ABC):
     # -- torch ----------------------------------------------------------------------------------
 
     @abstractmethod
-    def scale(self, y_train: np.ndarray) -> Scale: ...
+    def scale(self, ds: Dataset) -> Scale:
+        """What the network's targets are scaled by, from the training split only."""
 
     @abstractmethod
-    def encode(self, y: np.ndarray, scale: Scale) -> Tensor:
-        """y of a split → what the network learns ((n, 1) standardised values, or (n,) class indices)."""
+    def encode(self, y: np.ndarray, x: np.ndarray, scale: Scale) -> Tensor:
+        """y of a split (and its features) → what the network learns ((n, 1) standardised values, or (n,)
+        class indices)."""
 
     @abstractmethod
     def hard_loss(self, out: Tensor, target: Tensor) -> Tensor: ...

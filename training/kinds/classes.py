@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from market.dataset import Dataset
 from market.targets import Target
 from training.kinds.base import Kind, Predict, Scale, standardise
 
@@ -41,10 +42,10 @@ class Classes(Kind):
     constant_name = "the training split's class frequencies"
     linear_name = "logistic"
 
-    def scale(self, y_train: np.ndarray) -> Scale:
+    def scale(self, ds: Dataset) -> Scale:
         return Scale()
 
-    def encode(self, y: np.ndarray, scale: Scale) -> Tensor:
+    def encode(self, y: np.ndarray, x: np.ndarray, scale: Scale) -> Tensor:
         return torch.from_numpy(y.astype(np.int64))
 
     def hard_loss(self, out: Tensor, target: Tensor) -> Tensor:

@@ -1,7 +1,8 @@
 """The regression kind: one value per window, in the target's units.
 
-Training: y standardised with the training split's mean and std; hard loss MSE against y, soft loss MSE
-against the teacher's outputs; the exported head undoes the standardisation. Metrics: R² (the
+Training: y standardised with the training split's mean and std (a volatility-scaled target is first
+divided by a volatility forecast from the window, `training/volscale.py`); hard loss MSE against y, soft
+loss MSE against the teacher's outputs; the exported head undoes both. Metrics: R² (the
 headline), MSE and, for a signed target, directional accuracy (sign of the prediction against the sign
 of y, rows with y = 0 left out). Linear baseline: ridge on the standardised features, closed form, its
 strength chosen on the validation split's R².
@@ -14,7 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from market.dataset import Dataset
 from market.targets import Target
+from training import volscale
 from training.kinds.base import Kind, Predict, Scale, standardise
 
 RIDGE_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)  # λ on the Gram matrix of standardised features / n
@@ -22,7 +25,7 @@ CHUNK = 131_072
 
 
 class Denormalize(nn.Module):
-    """net(x) · std + mean: the served value in the target's units."""
+    """(net(x) · std + mean) · σ̂(x): the served value in the target's units (σ̂ ≡ 1 unless scaled)."""
 
     y_mean: Tensor
     y_std: Tensor
@@ -32,9 +35,11 @@ class Denormalize(nn.Module):
         self.net = net
         self.register_buffer("y_mean", torch.tensor(scale.mean, dtype=torch.float32))
         self.register_buffer("y_std", torch.tensor(scale.std, dtype=torch.float32))
+        self.volatility = None if scale.volatility is None else scale.volatility.module()
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(x) * self.y_std + self.y_mean
+        out = self.net(x) * self.y_std + self.y_mean
+        return out if self.volatility is None else out * self.volatility(x)
 
 
 class Regression(Kind):
@@ -44,11 +49,18 @@ class Regression(Kind):
     constant_name = "the training split's mean"
     linear_name = "ridge"
 
-    def scale(self, y_train: np.ndarray) -> Scale:
-        return Scale(float(y_train.mean(dtype=np.float64)), float(y_train.std(dtype=np.float64)))
+    def scale(self, ds: Dataset) -> Scale:
+        x, y = ds.train.x, ds.train.y.astype(np.float64)
+        volatility = None
+        if ds.target.volatility_scaled:
+            c = ds.candles
+            volatility = volscale.fit(x, volscale.next_log_range(c.high, c.low, c.close, ds.train.ends))
+            y = y / volatility(x)
+        return Scale(float(y.mean()), float(y.std()), volatility)
 
-    def encode(self, y: np.ndarray, scale: Scale) -> Tensor:
-        return torch.from_numpy(((y - scale.mean) / scale.std).astype(np.float32)[:, None])
+    def encode(self, y: np.ndarray, x: np.ndarray, scale: Scale) -> Tensor:
+        scaled = y.astype(np.float64) / scale.divisor(x)
+        return torch.from_numpy(((scaled - scale.mean) / scale.std).astype(np.float32)[:, None])
 
     def hard_loss(self, out: Tensor, target: Tensor) -> Tensor:
         return F.mse_loss(out, target.view_as(out))
