@@ -34,6 +34,7 @@ import numpy as np
 from app.registry import load_family
 from bench import pipeline, replay
 from bench.common import ROOT, cli, table
+from bench.distill_report import LABELS
 from bench.family import Store, family_store, store_options
 from market import dataset, sources, targets
 from market.regime import DEFAULT_TIER_MAP, REGIMES, balanced_accuracy, confusion_matrix, detect
@@ -224,7 +225,8 @@ def markdown(result: dict[str, Any]) -> str:
         src = s["family"]["source"]
         title = (f"**{_name(src)}**, family "
                  f"`{s['family']['family_id']}`, {s['rows']:,} test rows"
-                 + (f", oracle {s['metric']} {s['oracle']:.4f}" if s["oracle"] is not None else ""))
+                 + (f", oracle {LABELS.get(s['metric'], s['metric'])} {s['oracle']:.4f}"
+                    if s["oracle"] is not None else ""))
         parts += [title, policy_table(s), regime_table(s), sweep_table(s), tolerance_table(s)]
     if result["real_skipped"]:
         parts.append(f"Real candles skipped: {result['real_skipped']}.")
