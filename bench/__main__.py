@@ -88,7 +88,8 @@ def render(out: Path, kept: dict[str, str] | None = None) -> str:
         module = importlib.import_module(f"bench.{name}")
         took = f", {result['seconds'] / 60:.1f} min" if "seconds" in result else ""
         ran = result.get("machine", {}).get("commit", "")
-        parts.append(f"## {name}\n\nCommand: `python -m bench {name}` (commit `{ran}`{took}).\n\n"
+        command = result.get("command", f"python -m bench {name}")  # a benchmark run with options says so
+        parts.append(f"## {name}\n\nCommand: `{command}` (commit `{ran}`{took}).\n\n"
                      f"{module.markdown(result)}\n")
     return "\n".join(parts)
 

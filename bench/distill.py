@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import math
 import statistics
+import sys
 import time
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +59,8 @@ class Plan:
     student_epochs: float | None
     real_epochs: float | None  # M0 and students on real candles (a few thousand rows; None: the config's)
     real_candles: int | None  # cap on candles per real file (None: the whole file)
+    direction: bool = True  # also the direction target on `direction_bars`
+    real: bool = True  # also the real candle files
     # One torch thread: with other jobs on the 2 cores, two threads spin-wait on each other and a step
     # got up to 8x slower in wall time (measured); one thread keeps CPU seconds comparable between runs.
     threads: int = 1
@@ -65,6 +69,11 @@ class Plan:
 FULL = Plan(seeds=(0, 1, 2, 3, 4), variant_seeds=(0, 1, 2), shape_seeds=(0,), bars=None,
             direction_bars=400_000, teacher_epochs=None, student_epochs=None, real_epochs=30,
             real_candles=None)
+# The question the default family raises, alone: chain, one-shot and direct over five seeds and the
+# α schedule against a fixed α, on the return target (`python -m bench.distill --plan core`; about an
+# hour of one core, where the full plan needs about two).
+CORE = replace(FULL, shape_seeds=(), direction=False, real=False)
+PLANS = {"full": FULL, "core": CORE}
 QUICK = Plan(seeds=(0, 1), variant_seeds=(0,), shape_seeds=(0,), bars=8_000, direction_bars=8_000,
              teacher_epochs=1, student_epochs=1, real_epochs=None, real_candles=3_000)
 
@@ -220,8 +229,8 @@ def _std(v: list[float | None]) -> float | None:
     return statistics.stdev(xs) if len(xs) > 1 else None
 
 
-def run(quick: bool, out: Path) -> dict[str, Any]:
-    plan = QUICK if quick else FULL
+def run(quick: bool, out: Path, plan_name: str = "full") -> dict[str, Any]:
+    plan = QUICK if quick else PLANS[plan_name]
     started = time.perf_counter()
     base = config.load(quick=quick, overrides={"threads": plan.threads})
 
@@ -240,9 +249,20 @@ def run(quick: bool, out: Path) -> dict[str, Any]:
         torch.set_num_threads(threads)
     out.mkdir(parents=True, exist_ok=True)
     plot(results, out / "distill.png")
-    return {"plan": asdict(plan), "sources": results, "plot": shown(out / "distill.png"),
-            "skipped": [] if _real_files() else [f"real candles: no CSV files under {OHLCV.resolve()}"],
+    full = quick or plan_name == "full"
+    command = {} if full else {"command": f"python -m bench.distill --plan {plan_name}"}
+    return {**command, "plan": asdict(plan), "sources": results, "plot": shown(out / "distill.png"),
+            "skipped": skipped(plan),
             "seconds": time.perf_counter() - started}
+
+
+def skipped(plan: Plan) -> list[str]:
+    out = [] if plan.direction else ["the direction target: not in this plan (`--plan full` runs it)"]
+    if not plan.real:
+        out.append("real candles: not in this plan (`--plan full` runs them)")
+    elif not _real_files():
+        out.append(f"real candles: no CSV files under {OHLCV.resolve()}")
+    return out
 
 
 def _real_files() -> list[Path]:
@@ -257,10 +277,12 @@ def measure_all(plan: Plan, returns: TrainConfig, real: TrainConfig) -> list[dic
     synthetic = sources.synthetic_source(returns.data.bars, returns.data.market_seed)
     results = [measure("synthetic market, return", synthetic, returns, seeds, variant_seeds,
                        plan.shape_seeds)]
+    if not plan.direction:
+        return results
     del synthetic  # the direction target's smaller market is built next; do not hold both
     smaller = sources.synthetic_source(direction_bars, returns.data.market_seed)
     results.append(measure("synthetic market, direction", smaller, direction, variant_seeds, variant_seeds))
-    for path in _real_files():
+    for path in _real_files() if plan.real else []:
         source = sources.csv_source(path)
         if plan.real_candles:
             source = replace(source, candles=source.candles[-plan.real_candles:])
@@ -269,4 +291,10 @@ def measure_all(plan: Plan, returns: TrainConfig, real: TrainConfig) -> list[dic
 
 
 if __name__ == "__main__":
-    cli("distill", run, markdown)
+    # `--plan core` runs the return target's comparison alone; every other argument is the shared one.
+    argv = sys.argv[1:]
+    plan_name = argv.pop(argv.index("--plan") + 1) if "--plan" in argv[:-1] else "full"
+    argv = [a for a in argv if a != "--plan"]
+    if plan_name not in PLANS:
+        sys.exit(f"python -m bench.distill: --plan must be one of {', '.join(PLANS)}, not {plan_name!r}")
+    cli("distill", partial(run, plan_name=plan_name), markdown, argv)
