@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta, Struct
@@ -51,7 +51,7 @@ Text = Annotated[str, Meta(min_length=1, max_length=64)]
 class Request(Struct, forbid_unknown_fields=True):
     op: Literal["subscribe", "unsubscribe", "ping"]
     symbols: Annotated[list[Text], Meta(max_length=MAX_SYMBOLS)] = []
-    last_event_id: dict[str, Annotated[int, Meta(ge=0)]] | None = None
+    last_event_id: dict[str, Any] | None = None  # checked in `_apply`, to name the symbol in a message
     req_id: Text | None = None
 
 
@@ -132,7 +132,7 @@ class Session:
         try:
             request = wire.decode(_DECODE, text.encode())
         except InvalidInput as e:
-            return _error(None, e)
+            return _error(None, _in_words_of_messages(e))
         try:
             return self._apply(request)
         except InvalidInput as e:
@@ -151,10 +151,14 @@ class Session:
         resume = request.last_event_id or {}
         if request.op == "unsubscribe" and resume:
             raise InvalidInput("last_event_id: only subscribe resumes; remove it", "last_event_id")
-        for name in resume:
+        for name, value in resume.items():
+            field = f"last_event_id.{name}"
             if name not in request.symbols:
-                raise InvalidInput(f"last_event_id.{name}: not among this message's symbols; add it to "
-                                   "symbols or remove it", f"last_event_id.{name}")
+                raise InvalidInput(f"{field}: not among this message's symbols; add it to symbols or "
+                                   "remove it", field)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise InvalidInput(f"{field} is {value!r}; send the id of the last event received, a bar's "
+                                   "open time in epoch milliseconds", field)
         hub = self.live.hub
         for name in request.symbols:
             if request.op == "subscribe":
@@ -176,6 +180,15 @@ def envelope(message: Message) -> bytes:
     if message.id is not None:
         head += b',"id":' + str(message.id).encode()
     return head + b',"data":' + message.body + b"}"
+
+
+def _in_words_of_messages(e: InvalidInput) -> InvalidInput:
+    """The decoder's error as this protocol says it: a message, not a body; the ops it knows."""
+    if e.field == "body":
+        return InvalidInput(e.message.replace("body", "message", 1), "message")
+    if e.field == "op":
+        return InvalidInput(f"{e.message}; use subscribe, unsubscribe or ping", "op")
+    return e
 
 
 def _error(req_id: str | None, e: InvalidInput) -> bytes:
