@@ -11,7 +11,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.app.live.conftest import run, symbol_state
-from tests.app.live.test_following import BTC, HISTORY, following
+from tests.app.live.test_following import HISTORY, following
 
 
 async def receive(ws: ClientConnection, wanted: int, seconds: float = 10.0) -> list[dict[str, Any]]:
@@ -27,6 +27,7 @@ def ws_url(client: Any) -> str:
 def test_one_connection_follows_several_symbols_and_each_request_is_answered(quick_store):
     async def scenario():
         async with following(quick_store) as (exchange, client), connect(ws_url(client)) as ws:
+            btc = exchange.series["BTCUSDT"]
             await ws.send(json.dumps({"op": "subscribe", "symbols": ["BTCUSDT", "ETHUSDT"], "req_id": "a"}))
             [ack] = await receive(ws, 1)
             await symbol_state(client, "ETHUSDT", lambda x: x["subscribers"] == 1)
@@ -40,13 +41,13 @@ def test_one_connection_follows_several_symbols_and_each_request_is_answered(qui
             [after] = await receive(ws, 1)
             await ws.send(json.dumps({"op": "ping", "req_id": "c"}))
             [pong] = await receive(ws, 1)
-            return ack, both, unsubscribed, after, pong
+            return btc, ack, both, unsubscribed, after, pong
 
-    ack, both, unsubscribed, after, pong = run(scenario())
+    btc, ack, both, unsubscribed, after, pong = run(scenario())
     assert ack == {"type": "ack", "op": "subscribe", "req_id": "a", "symbols": ["BTCUSDT", "ETHUSDT"],
                    "subscribed": ["BTCUSDT", "ETHUSDT"]}
     assert sorted((m["symbol"], m["id"]) for m in both) == sorted(
-        [(s, int(BTC.ts[HISTORY + k])) for s in ("BTCUSDT", "ETHUSDT") for k in (0, 1)])
+        [(s, int(btc.ts[HISTORY + k])) for s in ("BTCUSDT", "ETHUSDT") for k in (0, 1)])
     for m in both:
         assert m["type"] == "bar" and m["data"]["symbol"] == m["symbol"] and m["data"]["bar"]["ts"] == m["id"]
         assert isinstance(m["data"]["prediction"], float)
@@ -92,14 +93,15 @@ def test_bad_messages_are_answered_with_an_error_naming_the_field_and_change_not
 def test_a_subscription_resumes_after_the_last_event_id_it_saw(quick_store):
     async def scenario():
         async with following(quick_store) as (exchange, client):
+            btc = exchange.series["BTCUSDT"]
             await exchange.publish("BTCUSDT", 4)
-            await symbol_state(client, "BTCUSDT", lambda x: x["last_bar_ts"] == int(BTC.ts[HISTORY + 3]))
+            await symbol_state(client, "BTCUSDT", lambda x: x["last_bar_ts"] == int(btc.ts[HISTORY + 3]))
             async with connect(ws_url(client)) as ws:
-                seen = int(BTC.ts[HISTORY + 1])
+                seen = int(btc.ts[HISTORY + 1])
                 await ws.send(json.dumps({"op": "subscribe", "symbols": ["BTCUSDT"],
                                           "last_event_id": {"BTCUSDT": seen}}))
-                return await receive(ws, 3)
+                return btc, await receive(ws, 3)
 
-    ack, *bars = run(scenario())
+    btc, (ack, *bars) = run(scenario())
     assert ack["type"] == "ack"
-    assert [m["id"] for m in bars] == BTC.ts[HISTORY + 2:HISTORY + 4].tolist()
+    assert [m["id"] for m in bars] == btc.ts[HISTORY + 2:HISTORY + 4].tolist()
