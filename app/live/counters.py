@@ -55,8 +55,8 @@ class LiveCounters:
         self.followers.labels(symbol).set(1)
         self.up.labels(symbol).set(int(up))
 
-    def sync(self, symbol: str, status: SymbolStatus) -> None:
-        """Count what the feed has seen since the last sync."""
+    def sync(self, symbol: str, status: SymbolStatus) -> dict[str, int]:
+        """Count what the feed has seen since the last sync; returns the inputs dropped since, by reason."""
         now, lag = status.counters, status.events_dropped
         before, lag_before = self._seen.get(symbol, (Counters(), 0))
         self._seen[symbol] = (now, lag)
@@ -74,6 +74,10 @@ class LiveCounters:
             if delta > 0:
                 counter.inc(delta)
         self.up.labels(symbol).set(int(status.state.status == "live"))
+        fresh = {reason: n - before.dropped.get(reason, 0) for reason, n in now.dropped.items()}
+        if lag > lag_before:
+            fresh[CONSUMER_LAG] = lag - lag_before
+        return {reason: n for reason, n in fresh.items() if n > 0}
 
     def predicted(self, symbol: str, held: bool | None) -> None:
         """One bar's outcome; `held` None when it could not be predicted."""

@@ -33,7 +33,7 @@ import msgspec
 from app.dataplane import DataPlane
 from app.errors import UnknownSymbol
 from app.live import views
-from app.live.counters import LiveCounters
+from app.live.counters import CONSUMER_LAG, LiveCounters
 from app.live.hub import TRANSPORTS, Hub, Message
 from app.live.predictor import Prediction, SymbolPredictor
 from app.live.views import SymbolList, SymbolUpdate
@@ -126,7 +126,7 @@ class Live:
     def sync(self) -> None:
         """Bring the feeds' own counters and the subscriber count into the metrics."""
         for s in self.followed.values():
-            self.counters.sync(s.name, s.feed.status())
+            self._sync(s)
         connected = Tally(self.hub.transports())
         for transport in TRANSPORTS:
             self.counters.subscribers.labels(transport).set(connected[transport])
@@ -142,7 +142,7 @@ class Live:
                     self.hub.publish(Message("state", s.name, None, _ENCODE(views.state_view(event.state))))
             except Exception:  # a bug here must not end the symbol's task: log it, take the next event
                 log.exception("live %s: an event could not be handled", s.name)
-            self.counters.sync(s.name, s.feed.status())
+            self._sync(s)
             await asyncio.sleep(0)  # a burst of backfilled bars leaves the loop to requests between bars
 
     def _on_bar(self, s: Followed, event: BarClosed) -> None:
@@ -166,6 +166,17 @@ class Live:
             log.warning("live %s: its bars carry no taker-buy volume but family %s was trained with it; the "
                         "order-flow inputs are estimated from each bar's close location, and every answer "
                         "says so in regime.estimated", s.name, outcome.answer.decision.family_id)
+
+    def _sync(self, s: Followed) -> None:
+        """The feed's counters into the metrics; what it refused since the last sync into the log (one line
+        per symbol per sync, so a flood of bad frames is a line a second, not a line a frame)."""
+        status = s.feed.status()
+        dropped = self.counters.sync(s.name, status)
+        if dropped:
+            counts = ", ".join(f"{n} {reason}" for reason, n in sorted(dropped.items()))
+            refused = dropped.keys() - {CONSUMER_LAG} and status.last_drop
+            log.warning("live %s: dropped %s (%s)%s", s.name, counts, s.feed.spec,
+                        f"; the last input refused: {status.last_drop}" if refused else "")
 
     def _stale(self, s: Followed) -> bool:
         return views.is_stale(s.predicted_at, s.feed.cadence, self.grace)

@@ -6,6 +6,7 @@ a fast one keeps receiving, and a stream resumes from Last-Event-ID."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import socket
 from collections.abc import AsyncIterator
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 
 from app.live.hub import QUEUE_FULL
-from market.feeds.events import MALFORMED, NON_NUMERIC
+from market.feeds.events import INVALID_CANDLE, MALFORMED, NON_NUMERIC
 from market.rolling import DUPLICATE, OUT_OF_ORDER
 from tests.app.live.conftest import (
     MINUTE_MS,
@@ -147,7 +148,7 @@ def test_a_rejected_topic_degrades_its_symbol_while_the_others_keep_flowing(quic
     assert metric(metrics, "tiered_feed_up", symbol="BTCUSDT") == 1
 
 
-def test_malformed_and_out_of_order_frames_are_dropped_counted_and_never_predicted(quick_store):
+def test_bad_frames_are_dropped_counted_named_and_never_predicted(quick_store, caplog):
     topic = "kline.1.BTCUSDT"
 
     async def scenario():
@@ -156,26 +157,40 @@ def test_malformed_and_out_of_order_frames_are_dropped_counted_and_never_predict
             stream = await listen(client, "BTCUSDT")
             await exchange.publish("BTCUSDT", 3)
             await stream.until(lambda s: len(s.bars) >= 3)
-            old, last = btc[HISTORY:HISTORY + 1], btc[HISTORY + 2:HISTORY + 3]
-            await exchange.push(topic, "{not json")
-            await exchange.push(topic, kline_frame("BTCUSDT", btc[HISTORY + 3:HISTORY + 4], True,
-                                                   fields={"high": "abc"}))
-            await exchange.push(topic, kline_frame("BTCUSDT", old, True))  # earlier than the last bar
-            await exchange.push(topic, kline_frame("BTCUSDT", last, True))  # the last bar again
-            summary = await symbol_state(client, "BTCUSDT",
-                                         lambda x: sum(x["counters"]["dropped"].values()) >= 4)
+            old, last, following_bar = (btc[HISTORY + k:HISTORY + k + 1] for k in (0, 2, 3))
+            below = str(float(following_bar.low[0]) - 1)
+            bad = [(MALFORMED, "{not json"),
+                   (NON_NUMERIC, kline_frame("BTCUSDT", following_bar, True, fields={"high": "abc"})),
+                   (INVALID_CANDLE, kline_frame("BTCUSDT", following_bar, True, fields={"high": below})),
+                   (OUT_OF_ORDER, kline_frame("BTCUSDT", old, True)),  # earlier than the last bar
+                   (DUPLICATE, kline_frame("BTCUSDT", last, True))]  # the last bar again
+            told = {}
+            for n, (reason, frame) in enumerate(bad, 1):
+                await exchange.push(topic, frame)
+                summary = await symbol_state(client, "BTCUSDT",
+                                             lambda x, n=n: sum(x["counters"]["dropped"].values()) == n)
+                told[reason] = summary["last_drop"]
             await exchange.publish("BTCUSDT", 2)  # the bar whose frame was malformed, then the next
             await stream.until(lambda s: len(s.bars) >= 5)
             metrics = (await client.get("/metrics")).text
             await stream.close()
-            return btc, stream, summary, metrics
+            return btc, stream, summary, metrics, told
 
-    btc, stream, summary, metrics = run(scenario())
+    caplog.set_level(logging.WARNING, "app.live")
+    btc, stream, summary, metrics, told = run(scenario())
     dropped = summary["counters"]["dropped"]
-    assert dropped == {MALFORMED: 1, NON_NUMERIC: 1, OUT_OF_ORDER: 1, DUPLICATE: 1}, dropped
-    assert summary["last_drop"].startswith(DUPLICATE)
+    reasons = (MALFORMED, NON_NUMERIC, INVALID_CANDLE, OUT_OF_ORDER, DUPLICATE)
+    assert dropped == dict.fromkeys(reasons, 1), dropped
+    assert told[MALFORMED] == f"{MALFORMED}: not JSON: {{not json"
+    assert told[NON_NUMERIC] == f"{NON_NUMERIC}: {topic} data[0].high is 'abc', not a number"
+    assert told[INVALID_CANDLE].startswith(f"{INVALID_CANDLE}: {topic} data[0]: high:")
+    for reason in (OUT_OF_ORDER, DUPLICATE):
+        assert told[reason].startswith(reason) and "bar at" in told[reason], told[reason]
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.name == "app.live")
+    assert all(f"1 {reason}" in logged for reason in reasons), f"the log counts every drop: {logged}"
+    assert f"the last input refused: {told[DUPLICATE]}" in logged
     assert stream.ids == btc.ts[HISTORY:HISTORY + 5].tolist(), "nothing dropped became an event"
-    for reason in (MALFORMED, NON_NUMERIC, OUT_OF_ORDER, DUPLICATE):
+    for reason in reasons:
         assert metric(metrics, "tiered_feed_dropped_total", symbol="BTCUSDT", reason=reason) == 1, reason
 
 
