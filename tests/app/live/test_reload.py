@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import shutil
 
+import pytest
+
 from models.store import set_current
 from tests.app.live.conftest import listen, run
 from tests.app.live.test_following import HISTORY, following
 from tests.conftest import ADMIN_TOKEN
+
+pytestmark = pytest.mark.slow  # every test here starts the real server and an exchange
 
 
 def test_a_reload_applies_from_the_next_bar_with_the_new_thresholds(store_copy, manifest_editor):

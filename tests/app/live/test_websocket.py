@@ -8,10 +8,13 @@ import asyncio
 import json
 from typing import Any
 
+import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.app.live.conftest import run, symbol_state
 from tests.app.live.test_following import HISTORY, following
+
+pytestmark = pytest.mark.slow  # every test here starts the real server and an exchange
 
 
 async def receive(ws: ClientConnection, wanted: int, seconds: float = 10.0) -> list[dict[str, Any]]:
