@@ -1,4 +1,4 @@
-"""What the service says about its family: /tiers and /readyz read from here."""
+"""What the service says about its family (and, for /readyz, its feeds): /tiers and /readyz read from here."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from typing import Literal
 
 from app.metrics import Metrics, TierStats
 from app.registry import Family, Tier
-from app.schemas import FamilyInfo, LiveStats, Readiness, TierInfo
+from app.schemas import FamilyInfo, FeedReadiness, LiveStats, Readiness, TierInfo
+from market.feeds import FeedState
 
 
 def describe(family: Family, metrics: Metrics) -> FamilyInfo:
@@ -35,9 +36,12 @@ def describe_tier(tier: Tier, live: TierStats) -> TierInfo:
     )
 
 
-def readiness(family: Family) -> Readiness:
-    available = family.available
+def readiness(family: Family, feeds: dict[str, FeedState] | None = None) -> Readiness:
+    """Ready when every tier serves and every followed feed is live; degraded when some tier serves."""
+    available, feeds = family.available, feeds or {}
+    whole = len(available) == len(family.tiers) and all(f.status == "live" for f in feeds.values())
     status: Literal["ready", "degraded", "unavailable"] = (
-        "ready" if len(available) == len(family.tiers) else "degraded" if available else "unavailable")
+        "unavailable" if not available else "ready" if whole else "degraded")
+    shown = {name: FeedReadiness(status=f.status, reason=f.reason) for name, f in feeds.items()}
     return Readiness(status=status, family_id=family.family_id, available=available,
-                     unavailable=family.problems)
+                     unavailable=family.problems, feeds=shown)

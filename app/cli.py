@@ -1,17 +1,18 @@
 """`tiered serve` (and `python -m app`): serve the current family over HTTP with uvicorn.
 
-    tiered serve [--models DIR] [--host HOST] [--port PORT] [--workers N]
+    tiered serve [--models DIR] [--host HOST] [--port PORT] [--workers N] [--feed SPEC ...]
 
 Flags override TIERED_* environment variables, which override the defaults in `app/settings.py`;
 with no flags at all the service is configured by the environment alone (the container runs exactly
-SERVE_COMMAND). A store whose family cannot be served stops the command with one line naming the file
-and the problem. SIGTERM drains in-flight requests for up to TIERED_SHUTDOWN_GRACE_SECONDS, then the
-command exits 0.
+SERVE_COMMAND). A store whose family cannot be served, or a feed that cannot be followed, stops the
+command with one line naming the file or the feed and the problem. SIGTERM ends the live streams (SSE,
+WebSocket), drains in-flight requests for up to TIERED_SHUTDOWN_GRACE_SECONDS, then the command exits 0.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import copy
 import os
 import shutil
@@ -35,27 +36,39 @@ def register(sub: Any) -> None:
     p.add_argument("--host", default=None, help="address to bind (TIERED_HOST, default 127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="port (TIERED_PORT, default 8000)")
     p.add_argument("--workers", type=int, default=None, help="worker processes (TIERED_WORKERS, default 1)")
+    p.add_argument("--feed", action="append", default=None, metavar="[NAME=]SPEC",
+                   help="follow a symbol, repeatable: bybit:CATEGORY:SYMBOL:INTERVAL "
+                        "(bybit:linear:BTCUSDT:1) or replay:PATH[:SPEED] (SPEED: bars/s, Nx real time, max); "
+                        "TIERED_FEEDS, comma-separated")
     p.set_defaults(handler=serve)
 
 
 def serve(args: argparse.Namespace) -> int:
     # Imported here so that `tiered train` and `tiered market` never pay for the web stack.
     from app.errors import FamilyRefused
+    from app.live import follower
     from app.registry import check_store
     from app.settings import Settings
 
-    flags = {"models_dir": args.models, "host": args.host, "port": args.port, "workers": args.workers}
+    flags = {"models_dir": args.models, "host": args.host, "port": args.port, "workers": args.workers,
+             "feeds": args.feed}
     flags = {name: value for name, value in flags.items() if value is not None}
     try:
         settings = Settings(**flags)
     except ValidationError as e:
         first = e.errors()[0]
-        print(f"tiered serve: {'.'.join(map(str, first['loc']))}: {first['msg']}", file=sys.stderr)
+        where = ".".join(map(str, first["loc"])) or "settings"  # a rule between two settings names none
+        print(f"tiered serve: {where}: {first['msg'].removeprefix('Value error, ')}", file=sys.stderr)
         return 2
     try:
         check_store(settings.models_dir, settings.threshold_overrides())
     except FamilyRefused as e:
         print(f"tiered serve: {settings.models_dir}: {e.message}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(follower.check(settings))
+    except ValueError as e:
+        print(f"tiered serve: --feed: {e}", file=sys.stderr)
         return 2
     return _run(settings, flags)
 
@@ -82,14 +95,23 @@ def _run(settings: Any, flags: dict[str, Any]) -> int:
         directory = multiproc.prepare(settings.metrics_dir or default)
         # Each worker process builds its own app from the environment, so the flags travel there too.
         for name, value in {**flags, "metrics_dir": directory}.items():
-            os.environ[f"TIERED_{name.upper()}"] = str(value)
+            os.environ[f"TIERED_{name.upper()}"] = ",".join(value) if isinstance(value, list) else str(value)
         try:
             uvicorn.run(FACTORY, factory=True, workers=settings.workers, **common)
         finally:
             if settings.metrics_dir is None:
                 shutil.rmtree(directory, ignore_errors=True)
         return 0
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), **common))
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: Any = None) -> None:
+            # Live streams (SSE, WebSocket) never finish on their own: ended first, or the drain would wait
+            # the whole grace period for them.
+            if self.started:
+                app.state.live.end_streams()
+            await super().shutdown(sockets)
+
+    app = create_app(settings)
+    server = Server(uvicorn.Config(app, **common))
     # uvicorn drains, then re-raises the signal it caught to the previous handler; this one lets the
     # command end with exit code 0 after a graceful SIGTERM instead of dying by the signal.
     signal.signal(signal.SIGTERM, lambda *_: None)

@@ -8,11 +8,19 @@ budget, the names of its elements for messages) and calls:
     batch (checks, features and regime once for all, each tier run once on the rows routed to it); a
     lone call is served in the same turn, so it waits for nothing. A bad query fails only itself.
   * `predict_many(queries)`: one batch; the first refused query (the lowest index) fails the call.
-  * `decide(query)`: the regime, its signals and the route, without predicting.
+  * `decide(query)`, `decide_many(queries)`: the regime, its signals and the route, without predicting.
   * `infer(tier, x)`: one tier on a checked feature tensor, no routing.
 Results are `Answer`s and `Decision`s; failures are the domain errors of `app/errors.py`, which each
 transport maps to its own status. A query travels as one `_Job` record, whatever the call. Every call
-reads the registry's family once, so a reload in the middle of a call cannot mix two families.
+reads the registry's family once, so a reload in the middle of a call cannot mix two families; the
+synchronous calls also take that family from the caller, so that several calls (a live symbol's decision,
+then its prediction) use one snapshot.
+
+A query is routed by the detector's regime for its window, unless it carries the `regime` its caller
+decided (a followed symbol's hysteresis, `app/live`). `estimated` in a decision names what the window
+lacked and the pipeline estimated from the candles: the book's spread and imbalance, and `order_flow`
+when the window has no taker-buy volume although the family was trained with it (the order-flow
+features then read each bar's close location instead).
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ class Query:
     window: Window
     tier: str | None = None  # an override
     budget_ms: float | None = None  # a latency budget
+    regime: str | None = None  # the caller's regime (one of REGIMES), routed instead of the detector's
 
     @property
     def prefix(self) -> str:
@@ -57,7 +66,7 @@ class Decision:
     reason: Reason
     regime: str
     signals: dict[str, float]  # by market.features.SIGNAL_NAMES
-    estimated: list[str]  # signals estimated from the candles (no book)
+    estimated: list[str]  # inputs estimated from the candles: spread_bps, imbalance (no book), order_flow
     family_id: str
     last_bar_ts: int  # open time of the window's last bar, epoch ms
     dropped_open_candle: bool
@@ -147,20 +156,27 @@ class DataPlane:
                 else:
                     job.future.set_exception(_failure(job))
 
-    def predict_many(self, queries: list[Query]) -> tuple[list[Answer], str]:
-        """Answers in order, and the family that gave them all."""
+    def predict_many(self, queries: list[Query], family: Family | None = None) -> tuple[list[Answer], str]:
+        """Answers in order, and the family that gave them all (`family`, or the registry's now)."""
         start = time.perf_counter_ns()
-        family = self.registry.family
+        family = family or self.registry.family
         jobs = [_Job(q, start) for q in queries]
         self._serve(family, jobs, predict=True)
         return [_answer_of(job) for job in jobs], family.family_id
 
-    def decide(self, query: Query) -> Decision:
-        job = _Job(query, time.perf_counter_ns())
-        self._serve(self.registry.family, [job], predict=False)
-        if isinstance(job.outcome, Decision):
-            return job.outcome
-        raise _failure(job)
+    def decide(self, query: Query, family: Family | None = None) -> Decision:
+        return self.decide_many([query], family)[0]
+
+    def decide_many(self, queries: list[Query], family: Family | None = None) -> list[Decision]:
+        """Decisions in order; the first refused query (the lowest index) fails the call."""
+        jobs = [_Job(q, time.perf_counter_ns()) for q in queries]
+        self._serve(family or self.registry.family, jobs, predict=False)
+        decisions = []
+        for job in jobs:
+            if not isinstance(job.outcome, Decision):
+                raise _failure(job)
+            decisions.append(job.outcome)
+        return decisions
 
     def infer(self, tier: str, x: np.ndarray, family: Family | None = None) -> tuple[np.ndarray, Family]:
         """One tier on a (B, F) float32 tensor the transport checked (against `family`, the snapshot it
@@ -190,7 +206,8 @@ class DataPlane:
             if isinstance(row, InvalidInput):
                 job.outcome = row
                 continue
-            q, regime = job.query, regimes[row]
+            q = job.query
+            regime = regimes[row] if q.regime is None else q.regime
             try:
                 if q.tier is None and q.budget_ms is None:
                     r = by_regime.get(regime) or by_regime.setdefault(regime, route(family, regime))
@@ -202,11 +219,13 @@ class DataPlane:
             routed.append((job, row, r))
         decisions = {}
         signals = f.signals.tolist()
+        flow_trained = family.trained_with_taker_volume
         for job, row, r in routed:
-            decisions[row] = Decision(r.tier, r.requested, r.reason, regimes[row],
-                                      dict(zip(SIGNAL_NAMES, signals[row], strict=True)), f.estimated(row),
-                                      family.family_id, int(prepared.last_ts[row]),
-                                      job.query.window.dropped_open_candle)
+            w = job.query.window
+            estimated = f.estimated(row) + (["order_flow"] if flow_trained and not w.taker_volume else [])
+            decisions[row] = Decision(r.tier, r.requested, r.reason, job.query.regime or regimes[row],
+                                      dict(zip(SIGNAL_NAMES, signals[row], strict=True)), estimated,
+                                      family.family_id, int(prepared.last_ts[row]), w.dropped_open_candle)
             if not predict:
                 job.outcome = decisions[row]
         if predict and routed:

@@ -1,4 +1,4 @@
-"""Typed dependencies the routes declare: settings, data plane, codecs, registry and counters.
+"""Typed dependencies the routes declare: settings, data plane, codecs, registry, counters, live symbols.
 
 Everything lives on `app.state`, put there by the lifespan in `app/main.py`. The getters are
 `async def` on purpose: FastAPI runs a plain `def` dependency in its thread pool, and that hop cost
@@ -13,10 +13,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.requests import HTTPConnection
 
 from app import oip
 from app.dataplane import DataPlane
 from app.errors import AdminDisabled, Unauthorized
+from app.live.follower import Live
 from app.metrics import Metrics
 from app.registry import Registry
 from app.settings import Settings
@@ -47,12 +49,17 @@ async def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
+async def get_live(connection: HTTPConnection) -> Live:  # a request or a WebSocket
+    return connection.app.state.live
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DataPlaneDep = Annotated[DataPlane, Depends(get_plane)]
 CodecDep = Annotated[Codec, Depends(get_codec)]
 OipTypesDep = Annotated[oip.RequestTypes, Depends(get_oip_types)]
 RegistryDep = Annotated[Registry, Depends(get_registry)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+LiveDep = Annotated[Live, Depends(get_live)]
 
 
 _bearer = HTTPBearer(auto_error=False, description="TIERED_ADMIN_TOKEN")

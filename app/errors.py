@@ -7,6 +7,7 @@ ServiceError                        body {"error": {"code", "message", "field"}}
  ├── Unauthorized       401         missing or wrong admin token
  ├── AdminDisabled      403         no admin token configured, so the admin API is off
  ├── UnknownTier        404         a tier name the family does not have
+ ├── UnknownSymbol      404         a symbol the service does not follow
  ├── FamilyRefused      409         a family that fails verification (the old one keeps serving)
  ├── PayloadTooLarge    413         a body over TIERED_MAX_BODY_BYTES, refused before parsing
  ├── TierUnavailable    503         the named tier failed to load (Open Inference Protocol calls)
@@ -56,6 +57,10 @@ class AdminDisabled(ServiceError):
 
 class UnknownTier(ServiceError):
     status, code = 404, "unknown_tier"
+
+
+class UnknownSymbol(ServiceError):
+    status, code = 404, "unknown_symbol"
 
 
 class FamilyRefused(ServiceError):

@@ -3,7 +3,9 @@
 Nothing is loaded at import. The lifespan loads the family CURRENT points at into `app.state`
 (registry, data plane, counters) and refuses to start when the family is unusable; a family with some
 broken tiers starts degraded. With several workers, the counters live in the multiprocess directory
-(`app/multiproc.py`), which the command prepared before the workers started. `create_app_from_env`
+(`app/multiproc.py`), which the command prepared before the workers started. The live symbols
+(`app/live`) start after the family and stop first: two lines below, `_follow` and `live.stop()`,
+are all the process model needs to know about them (each worker follows every feed). `create_app_from_env`
 is the factory uvicorn imports when it runs several worker processes. The request decoders are built
 here from the settings, so the OpenAPI document states the caps that are enforced.
 """
@@ -21,9 +23,11 @@ from fastapi.middleware.cors import CORSMiddleware
 from app import errors, multiproc, oip, wire
 from app.dataplane import DataPlane
 from app.limits import BodyLimit
+from app.live import views
+from app.live.follower import Live
 from app.metrics import Metrics
 from app.registry import Registry
-from app.routes import admin, bench, health, predict, tiers, v2
+from app.routes import admin, bench, health, predict, symbols, tiers, v2, ws
 from app.settings import Settings
 
 log = logging.getLogger("app")
@@ -55,7 +59,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.registry = registry
         app.state.metrics = metrics
         app.state.plane = DataPlane(registry, metrics)
+        app.state.live = await _follow(settings, app.state.plane, metrics)
         yield
+        await app.state.live.stop()
         if shared is not None:
             multiproc.leave(shared)
 
@@ -67,7 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _document(app, app.state.codec, app.state.oip_types)
     if settings.bench_routes:  # first, so the baseline pays no more route matching than /predict
         app.include_router(bench.router)
-    for module in (predict, tiers, health, admin, v2):
+    for module in (predict, tiers, health, admin, v2, symbols, ws):
         app.include_router(module.router)
     errors.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
@@ -77,6 +83,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+async def _follow(settings: Settings, plane: DataPlane, metrics: Metrics) -> Live:
+    """This worker's live symbols, started: every feed of the settings, predicting through `plane`."""
+    live = await Live.open(settings, plane, metrics)
+    await live.start()
+    return live
+
+
 def _document(app: FastAPI, codec: wire.Codec, oip_types: oip.RequestTypes) -> None:
     """Adds the msgspec request and response types, which routes refer to, to FastAPI's components."""
     generate = app.openapi
@@ -84,7 +97,7 @@ def _document(app: FastAPI, codec: wire.Codec, oip_types: oip.RequestTypes) -> N
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = generate()
-            found = {**wire.components(codec), **oip.components(oip_types)}
+            found = {**wire.components(codec), **oip.components(oip_types), **views.components()}
             schema.setdefault("components", {}).setdefault("schemas", {}).update(found)
         return app.openapi_schema or {}
 

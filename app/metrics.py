@@ -15,7 +15,7 @@ Latency buckets are spaced by √2 from 2^-16 s (15 µs) to 2^4 s (16 s), so the
 from __future__ import annotations
 
 from collections import Counter as Tally
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,20 +52,26 @@ class Metrics:
     def __init__(self, directory: Path | None = None) -> None:
         """`directory`: the multiprocess directory when several workers serve, else None."""
         self.directory = directory
-        self._own = CollectorRegistry()
+        self.registry = CollectorRegistry()  # this process's own metrics; others register theirs here too
         self.predictions = Counter("tiered_predictions", "Predictions served, by tier, regime and routing "
                                    "reason (regime none, reason direct: Open Inference Protocol calls).",
-                                   ["tier", "regime", "reason"], registry=self._own)
+                                   ["tier", "regime", "reason"], registry=self.registry)
         self.latency = Histogram(LATENCY, "Server time per prediction, from the decoded request to the "
-                                 "model's answer, by tier.", ["tier"], buckets=BUCKETS, registry=self._own)
+                                 "model's answer, by tier.", ["tier"], buckets=BUCKETS,
+                                 registry=self.registry)
         self.family = Gauge("tiered_family_info", "The model family each worker serves (1) or served (0).",
-                            ["family_id"], registry=self._own, multiprocess_mode="liveall")
+                            ["family_id"], registry=self.registry, multiprocess_mode="liveall")
         self.available = Gauge("tiered_tier_available", "Whether the tier loaded and verified (1) or not "
-                               "(0).", ["tier"], registry=self._own, multiprocess_mode="liveall")
+                               "(0).", ["tier"], registry=self.registry, multiprocess_mode="liveall")
         self._family_id: str | None = None
         # prometheus-client validates the label values on every labels() call: its children are kept here.
         self._histograms: dict[str, Histogram] = {}
         self._counters: dict[tuple[str, str, str], Counter] = {}
+        self._before_scrape: list[Callable[[], None]] = []
+
+    def before_scrape(self, update: Callable[[], None]) -> None:
+        """Call `update` before each scrape this process serves (to bring values kept elsewhere in)."""
+        self._before_scrape.append(update)
 
     def record(self, predictions: Iterable[tuple[str, str, str, float]]) -> None:
         """Predictions served, each as (tier, regime, reason, latency in µs)."""
@@ -91,11 +97,13 @@ class Metrics:
 
     def exposition(self) -> bytes:
         """The Prometheus text format, every worker summed."""
+        for update in self._before_scrape:
+            update()
         return generate_latest(self._scraped())
 
     def _scraped(self) -> CollectorRegistry:
         if self.directory is None:
-            return self._own
+            return self.registry
         multiproc.forget_dead_workers(self.directory)
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path=str(self.directory))

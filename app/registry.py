@@ -69,6 +69,14 @@ class Family:
         return [name for name, tier in self.tiers.items() if tier.available]
 
     @property
+    def trained_with_taker_volume(self) -> bool:
+        """Whether the training candles had taker-buy volume, which the order-flow features read. A family
+        whose manifest predates the record counts as trained with it unless its source was Bybit's klines
+        (which have none): a window without it is then flagged as estimated rather than trusted."""
+        recorded = self.manifest.source.get("taker_volume")
+        return bool(recorded) if recorded is not None else self.manifest.source.get("kind") != "bybit"
+
+    @property
     def problems(self) -> dict[str, str]:
         return {name: t.problem for name, t in self.tiers.items() if t.problem is not None}
 

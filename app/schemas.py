@@ -68,11 +68,18 @@ class Health(BaseModel):
     status: Literal["ok"]
 
 
+class FeedReadiness(BaseModel):
+    status: Literal["connecting", "live", "degraded", "stopped"]
+    reason: str = Field(description="why it is not live; empty when live")
+
+
 class Readiness(BaseModel):
     status: Literal["ready", "degraded", "unavailable"]
     family_id: str
     available: list[str]
     unavailable: dict[str, str] = Field(description="tier → why it is not serving")
+    feeds: dict[str, FeedReadiness] = Field(default_factory=dict, description="followed symbol → its feed's "
+                                            "state; one not live makes the service degraded")
 
 
 class Reloaded(BaseModel):

@@ -1,8 +1,9 @@
 """The service's settings: one pydantic-settings class, read once at startup and injected.
 
 Every field can be set from the environment with the `TIERED_` prefix (`TIERED_PORT=9000`,
-`TIERED_ADMIN_TOKEN=...`, `TIERED_CORS_ORIGINS=https://a.example,https://b.example`); `tiered serve`
-flags override the environment. Nothing else in the app reads the environment.
+`TIERED_ADMIN_TOKEN=...`, `TIERED_CORS_ORIGINS=https://a.example,https://b.example`,
+`TIERED_FEEDS=bybit:linear:BTCUSDT:1,replay:eth.csv:10`); `tiered serve` flags override the environment.
+Nothing else in the app reads the environment.
 """
 
 from __future__ import annotations
@@ -10,8 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from market.features import WINDOW
+from market.feeds.bybit import MAINNET_REST, MAINNET_WS
+from market.hysteresis import DEFAULT_BARS, DEFAULT_MARGIN
 
 MIB = 1 << 20
 MIN_TOKEN_CHARS = 16
@@ -41,6 +46,33 @@ class Settings(BaseSettings):
     regime_vol_shift: float | None = None
     regime_calm_trend: float | None = None
 
+    # Live symbols (app/live): what to follow, where, and how the answers are pushed.
+    feeds: Annotated[list[str], NoDecode] = Field(default_factory=list, description=(
+        "feeds to follow, [NAME=]bybit:CATEGORY:SYMBOL:INTERVAL or [NAME=]replay:PATH[:SPEED]; "
+        "comma-separated in TIERED_FEEDS"))
+    bybit_ws_url: str = Field(default=MAINNET_WS, pattern=r"^wss?://", description="public streams, "
+                              "without the category (testnet: wss://stream-testnet.bybit.com/v5/public)")
+    bybit_rest_url: str = Field(default=MAINNET_REST, pattern=r"^https?://",
+                                description="REST for backfills (testnet: https://api-testnet.bybit.com)")
+    bybit_ping_seconds: float = Field(default=20.0, gt=0, description="Bybit asks for a ping every 20 s")
+    bybit_pong_timeout_seconds: float = Field(default=10.0, gt=0, description="no pong by then: reconnect")
+    bybit_silence_seconds: float = Field(default=90.0, gt=0,
+                                         description="no kline push for this long: reconnect")
+    bybit_backoff_seconds: float = Field(default=1.0, gt=0, description="first reconnect wait, doubled "
+                                         "per attempt, with jitter")
+    bybit_max_backoff_seconds: float = Field(default=60.0, gt=0)
+    hysteresis_margin: float = Field(default=DEFAULT_MARGIN, ge=0, description="stress units a regime "
+                                     "change must clear (bench hysteresis chose the default)")
+    hysteresis_bars: int = Field(default=DEFAULT_BARS, ge=1, description="or bars the detector must "
+                                 "insist; margin 0 or bars 1: no hysteresis")
+    live_window_bars: int = Field(default=500, ge=WINDOW, le=5000, description="bars kept per symbol")
+    live_buffer_events: int = Field(default=1000, ge=1, le=100_000, description="events kept per symbol "
+                                    "for Last-Event-ID")
+    live_subscriber_queue: int = Field(default=1024, ge=1, le=100_000, description="events waiting for "
+                                       "one subscriber before it is dropped")
+    live_stale_grace_seconds: float = Field(default=10.0, ge=0, description="a symbol is stale when its "
+                                            "last prediction is older than one bar plus this")
+
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list,
                                                          description="empty: CORS off")
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
@@ -59,12 +91,21 @@ class Settings(BaseSettings):
                              "with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`")
         return raw
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "feeds", mode="before")
     @classmethod
-    def _split_origins(cls, value: object) -> object:
+    def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _queue_holds_a_backfill(self) -> Settings:
+        if self.live_subscriber_queue < self.live_window_bars:
+            raise ValueError(f"live_subscriber_queue ({self.live_subscriber_queue}) must be at least "
+                             f"live_window_bars ({self.live_window_bars}): after an outage a feed hands out "
+                             "up to a window of backfilled bars at once, and a client reading at full speed "
+                             "must not be dropped for that burst")
+        return self
 
     def threshold_overrides(self) -> dict[str, float | None]:
         return {"calm": self.regime_calm, "volatile": self.regime_volatile, "crisis": self.regime_crisis,

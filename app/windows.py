@@ -16,6 +16,7 @@ windows laid end to end, and reports for each window the first rule it breaks at
   4. the window's features finite: extreme but valid values can still overflow float32 in the pipeline.
 A window that breaks a rule fails alone; the others of the call are served (`Prepared.rows`).
 `book_signals` checks an order book the same way and reduces it to the two signals the features read.
+`from_candles` makes a window of bars a feed already validated (a followed symbol's, `app/live`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Literal
 import numpy as np
 
 from app.errors import InvalidInput
-from market.candles import Candles, top_signals
+from market.candles import Book, Candles, top_signals
 from market.features import FEATURE_NAMES, SIGNAL_NAMES, Features, compute, sliding_windows
 
 F32_MAX = 3.4028234663852886e38
@@ -81,6 +82,15 @@ class Window:
     spread_bps: float = float("nan")  # NaN: no book
     imbalance: float = float("nan")
     dropped_open_candle: bool = False  # bybit: the list's newest row had not closed and is not used
+
+
+def from_candles(candles: Candles, book: Book | None, names: Names) -> Window:
+    """A window of validated bars (and the book that came with the last one) as the data plane takes it."""
+    taker = candles.taker_buy_volume
+    table = np.vstack([candles.ts.astype(np.float64), candles.open, candles.high, candles.low, candles.close,
+                       candles.volume, np.full(len(candles), np.nan) if taker is None else taker])
+    spread, imbalance = (float("nan"), float("nan")) if book is None else (book.spread_bps, book.imbalance)
+    return Window(table, names, taker is not None, spread, imbalance)
 
 
 @dataclass(frozen=True)

@@ -73,7 +73,10 @@ class Signals(Struct):
 class RegimeInfo(Struct):
     name: str
     signals: Signals
-    estimated: Annotated[list[str], Meta(description="signals estimated from the candles (no book given)")]
+    estimated: Annotated[list[str], Meta(description=(
+        "inputs estimated from the candles: spread_bps and imbalance when no book was given; order_flow "
+        "when the window has no taker-buy volume but the family was trained with it (the close location "
+        "stands in for the taker-buy share)"))]
 
 
 class RegimeResponse(Struct):

@@ -46,7 +46,8 @@ class Source:
             digest.update(np.ascontiguousarray(a).tobytes())
         return {"kind": self.kind, "symbol": self.symbol, "interval": self.interval, "rows": len(c),
                 "first_ts": int(c.ts[0]), "last_ts": int(c.ts[-1]), "sha256": digest.hexdigest(),
-                **self.detail}
+                # The order-flow features read it: serving flags windows without it (`estimated`).
+                "taker_volume": c.taker_buy_volume is not None, **self.detail}
 
 
 @dataclass(frozen=True)

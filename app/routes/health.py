@@ -1,4 +1,4 @@
-"""GET /healthz (the process answers), /readyz (the family serves) and /metrics (Prometheus)."""
+"""GET /healthz (the process answers), /readyz (the family serves, the feeds are live) and /metrics."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
 from app import catalog
-from app.deps import MetricsDep, RegistryDep
+from app.deps import LiveDep, MetricsDep, RegistryDep
 from app.metrics import CONTENT_TYPE
 from app.schemas import Health, Readiness
 
@@ -18,10 +18,10 @@ async def healthz() -> Health:
     return Health(status="ok")
 
 
-@router.get("/readyz", summary="Readiness: 200 ready or degraded, 503 when no tier serves",
+@router.get("/readyz", summary="Readiness: 200 ready or degraded (a tier or feed down), 503: no tier serves",
             response_model=Readiness, responses={503: {"model": Readiness}})
-async def readyz(registry: RegistryDep) -> JSONResponse:
-    ready = catalog.readiness(registry.family)
+async def readyz(registry: RegistryDep, live: LiveDep) -> JSONResponse:
+    ready = catalog.readiness(registry.family, live.states())
     return JSONResponse(ready.model_dump(), status_code=503 if ready.status == "unavailable" else 200)
 
 

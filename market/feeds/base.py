@@ -42,6 +42,9 @@ class Feed(ABC):
                                  book_max_age)
         self._task: asyncio.Task[None] | None = None
         self._stop_reason = "stopped"
+        # Wall-clock seconds between two bars in normal operation (a replay sets its own pace): what a
+        # consumer waits for before calling a symbol stale.
+        self.cadence = interval_ms / 1000
 
     @property
     def spec(self) -> str:

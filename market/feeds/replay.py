@@ -79,6 +79,7 @@ class ReplayFeed(Feed):
         symbol = loaded.symbol or Path(path).stem
         super().__init__(f"replay:{path}:{self.speed}", symbol, loaded.interval, step,
                          lambda ts: ts + step, capacity=capacity, outbox=outbox)
+        self.cadence = self.speed.delay(step)
 
     async def run(self) -> None:
         loop, candles, track = asyncio.get_running_loop(), self.candles, self.track

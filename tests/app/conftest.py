@@ -8,6 +8,7 @@ family is loaded, verified and warmed up exactly as in production.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,14 @@ from models.store import MANIFEST, read_current
 Body = dict[str, Any]
 MakeBody = Callable[..., Body]
 ClientFor = Callable[..., TestClient]  # the fixture lives in tests/conftest.py
+
+
+@pytest.fixture()
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No TIERED_* variable from the caller's environment reaches the settings."""
+    for name in [n for n in os.environ if n.startswith("TIERED_")]:
+        monkeypatch.delenv(name)
+    return monkeypatch
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ MAPPING = [
     (errors.Unauthorized, 401, "unauthorized"),
     (errors.AdminDisabled, 403, "admin_disabled"),
     (errors.UnknownTier, 404, "unknown_tier"),
+    (errors.UnknownSymbol, 404, "unknown_symbol"),
     (errors.FamilyRefused, 409, "family_refused"),
     (errors.PayloadTooLarge, 413, "payload_too_large"),
     (errors.InvalidInput, 422, "invalid_input"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -43,6 +44,27 @@ def test_predict_answers_with_prediction_tier_reason_regime_family_and_latency(
 
 def test_predict_without_a_book_says_which_signals_were_estimated(client, make_body):
     out = client.post("/predict", json=make_body(book=False)).json()
+    assert out["regime"]["estimated"] == ["spread_bps", "imbalance"]
+
+
+def test_a_window_without_taker_volume_says_its_order_flow_was_estimated(client, make_body, manifest_data):
+    assert manifest_data["source"]["taker_volume"] is True  # the simulator has taker-buy volume
+    body = make_body()
+    for c in body["candles"]:
+        del c["taker_buy_volume"]
+    out = client.post("/predict", json=body).json()
+    assert out["regime"]["estimated"] == ["order_flow"]
+
+
+def test_order_flow_is_not_flagged_for_a_family_trained_without_taker_volume(
+        store_copy, client_for, make_body, manifest_editor):
+    store, family_dir = store_copy
+    manifest_editor(family_dir, lambda m: m["source"].update(taker_volume=False))
+    body = make_body(book=False)
+    for c in body["candles"]:
+        del c["taker_buy_volume"]
+    with client_for(store) as client:
+        out = client.post("/predict", json=body).json()
     assert out["regime"]["estimated"] == ["spread_bps", "imbalance"]
 
 
@@ -142,3 +164,18 @@ def test_predictions_feed_the_live_counters_in_tiers(client_for, quick_store, ma
     assert tiers["M2"]["share"] == 0.75 and tiers["M1"]["share"] == 0.0
     assert tiers["M2"]["p50_us"] > 0 and tiers["M2"]["p99_us"] >= tiers["M2"]["p50_us"]
     assert tiers["M1"]["p50_us"] is None
+
+
+def test_a_query_with_its_callers_regime_is_routed_by_it_and_keeps_its_windows_signals(
+        quick_store: Path, make_body, manifest_data, regime_ends):
+    registry = Registry(quick_store)
+    family = registry.load()
+    plane = DataPlane(registry, Metrics())
+    calm = query(make_body(end=regime_ends["calm"]))
+    detected = plane.decide(calm, family)
+    forced = dataclasses.replace(calm, regime="crisis")
+    [answer], _ = plane.predict_many([forced], family)
+    assert detected.regime == "calm" and answer.decision.regime == "crisis"
+    assert answer.decision.tier == manifest_data["regime"]["tier_map"]["crisis"]
+    assert answer.decision.signals == detected.signals
+    assert plane.decide_many([calm, forced], family)[1].tier == answer.decision.tier

@@ -20,13 +20,6 @@ from app.settings import Settings
 from cli import main
 
 
-@pytest.fixture()
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    for name in [n for n in os.environ if n.startswith("TIERED_")]:
-        monkeypatch.delenv(name)
-    return monkeypatch
-
-
 def test_settings_have_safe_defaults(clean_env):
     s = Settings()
     assert (str(s.models_dir), s.host, s.port) == ("models/store", "127.0.0.1", 8000)

@@ -49,7 +49,7 @@ def test_healthz_and_readyz_say_alive_and_ready(client, manifest_data):
     ready = client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json() == {"status": "ready", "family_id": manifest_data["family_id"],
-                            "available": ["M0", "M1", "M2", "M3"], "unavailable": {}}
+                            "available": ["M0", "M1", "M2", "M3"], "unavailable": {}, "feeds": {}}
 
 
 def test_metrics_count_predictions_by_tier_regime_and_reason_with_latency_histograms(

@@ -55,7 +55,8 @@ def minute_bars(count: int, first_ts: int = DEC_1, seed: int = 0) -> Candles:
 
 class Exchange:
     def __init__(self, series: dict[str, Candles], history: int, interval: str = "1") -> None:
-        self.series, self.interval = series, interval
+        self.series, self.interval = series, interval  # a whole number of minutes
+        self.interval_ms = int(interval) * MINUTE_MS
         self.closed = dict.fromkeys(series, history)  # bars closed so far, per symbol
         self.rejected: set[str] = set()
         self.rest_error: int | None = None  # a retCode every REST answer carries while set
@@ -87,7 +88,7 @@ class Exchange:
 
     def clock(self) -> float:
         last = max(int(self.series[s].ts[self.closed[s] - 1]) for s in self.series)
-        return (last + MINUTE_MS) / 1000
+        return (last + self.interval_ms) / 1000
 
     # -- what the tests do ---------------------------------------------------------------------------
 
@@ -186,15 +187,15 @@ def kline_frame(symbol: str, bar: Candles, confirm: bool, interval: str = "1",
                 fields: dict[str, object] | None = None) -> dict[str, Any]:
     """A kline push as Bybit sends it (an open candle shows a close not yet final); `fields` replace
     the candle's own, to make it wrong."""
-    start = int(bar.ts[0])
+    start, length = int(bar.ts[0]), int(interval) * MINUTE_MS
     close = float(bar.close[0]) if confirm else float(bar.open[0])
     candle: dict[str, Any] = {
-        "start": start, "end": start + MINUTE_MS - 1, "interval": interval, "open": repr(float(bar.open[0])),
+        "start": start, "end": start + length - 1, "interval": interval, "open": repr(float(bar.open[0])),
         "close": repr(close), "high": repr(float(bar.high[0])), "low": repr(float(bar.low[0])),
         "volume": repr(float(bar.volume[0])), "turnover": "1234.5", "confirm": confirm,
-        "timestamp": start + MINUTE_MS - 5, **(fields or {}),
+        "timestamp": start + length - 5, **(fields or {}),
     }
-    return {"topic": f"kline.{interval}.{symbol}", "data": [candle], "ts": start + MINUTE_MS - 5,
+    return {"topic": f"kline.{interval}.{symbol}", "data": [candle], "ts": start + length - 5,
             "type": "snapshot"}
 
 
