@@ -139,6 +139,13 @@ class Bench:
         if shape_variants:
             for name in ("width", "depth"):
                 out[f"chain, {name}-only"] = tiers(self.chain(nets.SCHEDULES[name], seed, m0, steps))
+        if variants:  # the write-up's α/T curriculum, against the default's α held at 0.9
+            cfg = config.curriculum(self.cfg).schedule
+            writeup = [(s.alpha, s.temperature) for s in schedule.stages(cfg, len(combined) - 1)]
+            out["chain, write-up schedule"] = tiers(self.chain(combined, seed, m0, writeup))
+            last_writeup = Objective(self.kind, *writeup[-1])
+            out["one-shot, write-up schedule"] = tiers([self.train(combined[-1], 3, seed, m0, last_writeup,
+                                                                   budget)], ("M3",))
         for alpha, temperature in FIXED if variants else ():
             label = f"fixed α={alpha}" + (f" T={temperature:g}" if self.kind.uses_temperature else "")
             same = [(alpha, temperature)] * len(steps)

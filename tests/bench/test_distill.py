@@ -29,7 +29,8 @@ def test_quick_run_covers_every_variant_on_the_synthetic_market(quick):
     result, _ = quick
     returns, direction = result["sources"][:2]
     assert returns["target"]["name"] == "return" and direction["target"]["name"] == "direction"
-    fixed = {"return": ("fixed α=0.5", "fixed α=0.9"), "direction": ("fixed α=0.5 T=2", "fixed α=0.9 T=4")}
+    fixed = {"return": ("fixed α=0.5", "fixed α=0.9", "write-up schedule"),
+             "direction": ("fixed α=0.5 T=2", "fixed α=0.9 T=4", "write-up schedule")}
     for source in (returns, direction):
         name = source["target"]["name"]
         paired = {f"{kind}, {f}" for kind in ("chain", "one-shot") for f in fixed[name]}

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from training import config, schedule
 from training.config import ScheduleConfig
 from training.schedule import stages
 
@@ -40,3 +41,13 @@ def test_an_offset_keeps_the_last_stage_inside_the_schedule():
     cfg = ScheduleConfig(t_max=4.0, gamma=1.0, alpha_max=0.9, offset=1.0, t_min=0.01, alpha_min=0.01)
     assert [(s.alpha, s.temperature) for s in stages(cfg, 3)] == [
         pytest.approx((0.675, 3.0)), pytest.approx((0.45, 2.0)), pytest.approx((0.225, 1.0))]
+
+
+def test_the_default_holds_alpha_and_the_write_ups_curriculum_stays_selectable():
+    # bench distill measured a held α = 0.9 above the falling α on the default market: it is the default,
+    # and training/curriculum.json (`--config`) gives the write-up's schedule back.
+    default = config.load()
+    assert {s.alpha for s in schedule.stages(default.schedule, 3)} == {0.9}
+    writeup = schedule.stages(config.curriculum(default).schedule, 3)
+    assert [round(s.alpha, 3) for s in writeup] == [0.675, 0.45, 0.3]
+    assert [s.temperature for s in writeup] == [s.temperature for s in schedule.stages(default.schedule, 3)]
