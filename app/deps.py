@@ -1,4 +1,4 @@
-"""Typed dependencies the routes declare: settings, data plane, codecs, registry and counters.
+"""Typed dependencies the routes declare: settings, data plane, codecs, registry, counters and control.
 
 Everything lives on `app.state`, put there by the lifespan in `app/main.py`. The getters are
 `async def` on purpose: FastAPI runs a plain `def` dependency in its thread pool, and that hop cost
@@ -15,6 +15,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app import oip
+from app.control import Control
 from app.dataplane import DataPlane
 from app.errors import AdminDisabled, Unauthorized
 from app.metrics import Metrics
@@ -47,12 +48,17 @@ async def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
+async def get_control(request: Request) -> Control:
+    return request.app.state.control
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DataPlaneDep = Annotated[DataPlane, Depends(get_plane)]
 CodecDep = Annotated[Codec, Depends(get_codec)]
 OipTypesDep = Annotated[oip.RequestTypes, Depends(get_oip_types)]
 RegistryDep = Annotated[Registry, Depends(get_registry)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+ControlDep = Annotated[Control, Depends(get_control)]
 
 
 _bearer = HTTPBearer(auto_error=False, description="TIERED_ADMIN_TOKEN")

@@ -5,7 +5,8 @@ With one worker the values live in this process. With several (`app/multiproc.py
 worker writes its values to files in one directory and a scrape, whichever worker serves it, sums the
 files of every worker that ever ran in this service's life: a counter never goes backwards, whichever
 worker answers, and a dead worker's counts stay in the sum. The family and availability gauges are
-per worker (a `pid` label), and a dead worker's are removed, so a disagreement between workers shows.
+per worker (a `pid` label), and the supervisor removes a dead worker's, so a disagreement between
+workers shows.
 
 Names follow Prometheus' conventions: a `tiered_` prefix, base units (seconds), `_total` on counters.
 Latency buckets are spaced by √2 from 2^-16 s (15 µs) to 2^4 s (16 s), so the p50 and p99 that
@@ -18,6 +19,7 @@ from collections import Counter as Tally
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CollectorRegistry,
@@ -29,8 +31,8 @@ from prometheus_client import (
     multiprocess,
 )
 
-from app import multiproc
-from app.registry import Family
+if TYPE_CHECKING:
+    from app.registry import Family
 
 # `_created` series exist in one process only (multiprocess mode has none): leave them out everywhere.
 disable_created_metrics()
@@ -96,7 +98,6 @@ class Metrics:
     def _scraped(self) -> CollectorRegistry:
         if self.directory is None:
             return self._own
-        multiproc.forget_dead_workers(self.directory)
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path=str(self.directory))
         return registry

@@ -75,7 +75,14 @@ class Readiness(BaseModel):
     unavailable: dict[str, str] = Field(description="tier → why it is not serving")
 
 
+class WorkerInfo(BaseModel):
+    pid: int | None = Field(description="null: the worker is down, waiting to be started again")
+    family_id: str | None = Field(description="the family it serves, or loads when it starts")
+    state: Literal["serving", "starting", "down"]
+
+
 class Reloaded(BaseModel):
-    family_id: str
+    family_id: str = Field(description="the family every serving worker serves now")
     previous_family_id: str
     available: list[str]
+    workers: list[WorkerInfo] = Field(description="every worker of this server after the reload")

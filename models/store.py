@@ -138,7 +138,23 @@ def read_manifest(family_dir: Path) -> Manifest:
 
 def load_current(store: Path) -> tuple[Path, Manifest]:
     """The directory and manifest of the family CURRENT points at."""
-    family_dir = store / read_current(store)
+    family_id = read_current(store)
+    if not (store / family_id).is_dir():
+        raise StoreError(f"{store / CURRENT} points at {family_id}, which does not exist in {store}")
+    return load_family_dir(store, family_id)
+
+
+def load_family_dir(store: Path, family_id: str) -> tuple[Path, Manifest]:
+    """The directory and manifest of the family `family_id`, whatever CURRENT says; its manifest must name
+    the same id (a directory copied or renamed by hand would otherwise serve under another family's name)."""
+    if not _FAMILY_ID.match(family_id):
+        raise StoreError(f"{family_id[:60]!r} is not a family id")
+    family_dir = store / family_id
     if not family_dir.is_dir():
-        raise StoreError(f"{store / CURRENT} points at {family_dir.name}, which does not exist in {store}")
-    return family_dir, read_manifest(family_dir)
+        raise StoreError(f"family {family_id} does not exist in {store}")
+    manifest = read_manifest(family_dir)
+    if manifest.family_id != family_id:
+        raise StoreError(f"{family_dir / MANIFEST} names family {manifest.family_id[:60]!r}, but its "
+                         f"directory is {family_id}: a family is served under its own id only; rename the "
+                         "directory back or retrain")
+    return family_dir, manifest

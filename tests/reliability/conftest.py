@@ -12,6 +12,7 @@ import json
 import math
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -29,6 +30,7 @@ import pytest
 
 from market.regime import REGIMES
 from market.synthetic import SyntheticMarket, simulate
+from models.store import MANIFEST
 
 HOST = "127.0.0.1"
 READY_SECONDS = 120.0  # four tiers loaded and warmed up on a busy 2-core machine
@@ -104,6 +106,15 @@ def requests_by_regime(market: SyntheticMarket) -> dict[str, list[dict[str, Any]
 def batch_body(requests_by_regime: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     """A /predict/batch body with windows of every regime: the router sends some to every tier."""
     return {"items": [r for name in REGIMES for r in requests_by_regime[name]]}
+
+
+def copy_family(store: Path, family_id: str, new_id: str) -> Path:
+    """A copy of a family of the store under a new id, which its manifest names too; CURRENT unchanged."""
+    copy = store / new_id
+    shutil.copytree(store / family_id, copy)
+    manifest = json.loads((copy / MANIFEST).read_text())
+    (copy / MANIFEST).write_text(json.dumps({**manifest, "family_id": new_id}))
+    return copy
 
 
 def free_port() -> int:
