@@ -78,7 +78,8 @@ def create_app(settings: Settings | None = None, control: Control | None = None)
     for module in (predict, tiers, health, admin, v2):
         app.include_router(module.router)
     errors.install(app)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, gap_seconds=settings.body_gap_seconds,
+                       total_seconds=settings.body_timeout_seconds)
     if settings.cors_origins:  # added last, so it is outermost and also decorates 413 answers
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type"])

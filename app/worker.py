@@ -42,9 +42,13 @@ def log_config(settings: Settings) -> dict[str, Any]:
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
-    """What uvicorn is told, besides the app and the socket: logging and the drain on SIGTERM."""
-    return {"lifespan": "on", "log_level": settings.log_level, "log_config": log_config(settings),
-            "access_log": settings.access_log, "server_header": False,
+    """What uvicorn is told, besides the app and the socket: the HTTP protocol with this service's
+    connection limits (`app/connections.py`), keep-alive, logging and the drain on SIGTERM."""
+    from app.connections import Guarded
+
+    return {"http": Guarded.with_limits(settings), "lifespan": "on", "log_level": settings.log_level,
+            "log_config": log_config(settings), "access_log": settings.access_log, "server_header": False,
+            "timeout_keep_alive": settings.keep_alive_seconds,
             "timeout_graceful_shutdown": settings.shutdown_grace_seconds}
 
 

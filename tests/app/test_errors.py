@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from app import errors
 from app.errors import ServiceError
 from app.limits import BodyLimit
+from app.settings import Settings
 
 MAPPING = [
     (errors.BadRequest, 400, "bad_request"),
@@ -76,7 +77,9 @@ def small_limit_client(limit: int) -> TestClient:
         return {"keys": len(body)}
     app.add_api_route("/echo", echo, methods=["POST"])
     app.add_api_route("/v2/echo", echo, methods=["POST"])
-    app.add_middleware(BodyLimit, max_bytes=limit)
+    fields = Settings.model_fields
+    app.add_middleware(BodyLimit, max_bytes=limit, gap_seconds=fields["body_gap_seconds"].default,
+                       total_seconds=fields["body_timeout_seconds"].default)
     return TestClient(app)
 
 
