@@ -27,6 +27,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from app import errors, oip, wire
 from app.control import Control, Local
 from app.dataplane import DataPlane
+from app.head import HeadAsGet
 from app.limits import BodyLimit
 from app.metrics import Metrics
 from app.registry import Registry
@@ -67,7 +68,10 @@ def create_app(settings: Settings | None = None, control: Control | None = None)
             control.ready(family)
             yield
 
-    app = FastAPI(title="tiered", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    # No redirects for a trailing slash: Starlette builds them from the Host header, so a client could
+    # make the service point elsewhere (`GET /tiers/` with `Host: evil.example`); such paths are 404s.
+    app = FastAPI(title="tiered", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
+                  redirect_slashes=False)
     # Decoders built from the settings: their caps are the configured limits, in the OpenAPI document too.
     app.state.settings = settings
     app.state.codec = wire.Codec(wire.Limits(settings.max_candles, settings.max_batch_items))
@@ -80,6 +84,7 @@ def create_app(settings: Settings | None = None, control: Control | None = None)
     errors.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, gap_seconds=settings.body_gap_seconds,
                        total_seconds=settings.body_timeout_seconds)
+    app.add_middleware(HeadAsGet)
     if settings.cors_origins:  # added last, so it is outermost and also decorates 413 answers
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type"])
