@@ -15,6 +15,7 @@ from pathlib import Path
 
 from app.errors import FamilyRefused
 from market import features
+from market.ranges import Ranges
 from market.regime import REGIMES, Thresholds
 from models.manifest import Manifest
 from models.store import StoreError, load_current, load_family_dir
@@ -29,6 +30,7 @@ class Checked:
     directory: Path
     manifest: Manifest
     thresholds: Thresholds  # the manifest's, with the settings' overrides applied
+    ranges: Ranges | None  # the training split's feature ranges; None in a family that has none
 
     @property
     def family_id(self) -> str:
@@ -43,7 +45,8 @@ def check_family(store: Path, family_id: str | None = None, overrides: Overrides
                                else load_family_dir(store, family_id))
     except StoreError as e:
         raise FamilyRefused(within_store(str(e), store)) from None
-    return Checked(directory, manifest, _thresholds(directory, manifest, overrides or {}))
+    thresholds = _thresholds(directory, manifest, overrides or {})
+    return Checked(directory, manifest, thresholds, _ranges(directory, manifest))
 
 
 def within_store(message: str, store: Path) -> str:
@@ -78,3 +81,14 @@ def _thresholds(directory: Path, m: Manifest, overrides: Overrides) -> Threshold
         return Thresholds.from_dict(m.regime.thresholds).override(**overrides)
     except (TypeError, ValueError) as e:
         raise FamilyRefused(f"{where}: regime.thresholds: {e}") from None
+
+
+def _ranges(directory: Path, m: Manifest) -> Ranges | None:
+    section = m.features.ranges
+    if section is None:
+        return None
+    try:
+        return Ranges.from_bounds(section.bounds, features.FEATURE_NAMES, section.quantiles)
+    except ValueError as e:
+        raise FamilyRefused(f"{directory.name}/manifest.json: features.ranges: {e}; retrain the family") \
+            from None

@@ -26,7 +26,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from app import errors, oip, wire
 from app.control import Control, Local
-from app.dataplane import DataPlane
+from app.dataplane import DataPlane, RangePolicy
 from app.head import HeadAsGet
 from app.limits import BodyLimit
 from app.metrics import Metrics
@@ -61,7 +61,8 @@ def create_app(settings: Settings | None = None, control: Control | None = None)
         metrics.serving(family)
         app.state.registry = registry
         app.state.metrics = metrics
-        app.state.plane = DataPlane(registry, metrics)
+        app.state.plane = DataPlane(registry, metrics, RangePolicy(settings.out_of_range == "refuse",
+                                                                    settings.range_margin))
         app.state.control = control
         async with AsyncExitStack() as worker_tasks:
             await worker_tasks.enter_async_context(control.attached(registry, metrics))

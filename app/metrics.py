@@ -64,6 +64,10 @@ class Metrics:
                             ["family_id"], registry=self._own, multiprocess_mode="liveall")
         self.available = Gauge("tiered_tier_available", "Whether the tier loaded and verified (1) or not "
                                "(0).", ["tier"], registry=self._own, multiprocess_mode="liveall")
+        self.out_of_range = Counter("tiered_out_of_range", "Windows outside the family's training range, "
+                                    "by the tier they were routed to and what was done: flagged (answered "
+                                    "with the flag) or refused (422).", ["tier", "action"],
+                                    registry=self._own)
         self._family_id: str | None = None
         # prometheus-client validates the label values on every labels() call: its children are kept here.
         self._histograms: dict[str, Histogram] = {}
@@ -81,6 +85,11 @@ class Metrics:
             if labels not in self._counters:
                 self._counters[labels] = self.predictions.labels(*labels)
             self._counters[labels].inc(n)
+
+    def outside(self, counts: Tally[tuple[str, str]]) -> None:
+        """Windows out of the training range, counted by (tier, action)."""
+        for labels, n in counts.items():
+            self.out_of_range.labels(*labels).inc(n)
 
     def serving(self, family: Family) -> None:
         """The family this worker serves from now on, and which of its tiers are available."""

@@ -27,6 +27,7 @@ import onnxruntime as ort
 from app.errors import FamilyRefused
 from app.families import Overrides, check_family
 from market import features
+from market.ranges import Ranges
 from market.regime import Thresholds
 from models.manifest import Manifest, TensorSpec, TierEntry
 
@@ -58,6 +59,7 @@ class Family:
     manifest: Manifest
     tiers: dict[str, Tier]  # largest first
     thresholds: Thresholds  # the manifest's, with settings' overrides applied
+    ranges: Ranges | None  # the training split's feature ranges (market/ranges.py); None: not recorded
 
     @property
     def family_id(self) -> str:
@@ -104,7 +106,7 @@ def load_family(store: Path, threads: int = 1, overrides: Overrides | None = Non
     options = session_options(threads)
     ordered = sorted(manifest.tiers, key=lambda t: -t.params)
     tiers = {entry.name: _load_tier(store, directory, manifest, entry, options) for entry in ordered}
-    return Family(directory, manifest, tiers, checked.thresholds)
+    return Family(directory, manifest, tiers, checked.thresholds, checked.ranges)
 
 
 def _load_tier(store: Path, directory: Path, m: Manifest, entry: TierEntry,

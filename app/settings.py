@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     max_candles: int = Field(default=2048, ge=2, description="candles accepted in one window")
     max_batch_items: int = Field(default=256, ge=1, le=1000)
 
+    # A window whose features leave the training split's range (market/ranges.py): answered with the
+    # features named in `out_of_range` (flag), or refused with a 422 naming them (refuse).
+    out_of_range: Literal["flag", "refuse"] = "flag"
+    range_margin: float = Field(default=0.5, ge=0.0, le=100.0, description="a feature is out beyond its "
+                                "training range widened by this many range widths on each side")
+
     # Regime threshold overrides; unset fields keep the manifest's calibrated values.
     regime_calm: float | None = None
     regime_volatile: float | None = None

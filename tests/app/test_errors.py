@@ -22,6 +22,7 @@ MAPPING = [
     (errors.FamilyRefused, 409, "family_refused"),
     (errors.PayloadTooLarge, 413, "payload_too_large"),
     (errors.InvalidInput, 422, "invalid_input"),
+    (errors.OutOfRange, 422, "out_of_training_range"),
     (errors.TierUnavailable, 503, "tier_unavailable"),
     (errors.NoTierAvailable, 503, "no_tier_available"),
 ]
