@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from models import scratch
 from models.manifest import SCHEMA_VERSION, Manifest
 
 CURRENT = "CURRENT"
@@ -57,7 +58,7 @@ def write_family(store: Path, manifest: Manifest, files: dict[str, Path], make_c
     final = store / manifest.family_id
     if final.exists():
         raise StoreError(f"{final} already exists; family ids are never reused")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{manifest.family_id}.", dir=store))
+    tmp = Path(tempfile.mkdtemp(prefix=scratch.family_prefix(manifest.family_id), dir=store))
     try:
         for name, src in files.items():
             shutil.copyfile(src, tmp / name)
@@ -79,13 +80,49 @@ def set_current(store: Path, family_id: str) -> None:
     """Point CURRENT at `family_id` with an atomic rename."""
     if not (store / family_id / MANIFEST).is_file():
         raise StoreError(f"{store / family_id} holds no {MANIFEST}; write the family before pointing at it")
-    fd, tmp = tempfile.mkstemp(prefix=".CURRENT.", dir=store)
-    with os.fdopen(fd, "w") as f:
-        f.write(family_id + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, store / CURRENT)
+    fd, tmp = tempfile.mkstemp(prefix=scratch.current_prefix(), dir=store)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(family_id + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, store / CURRENT)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     _fsync_dir(store)
+
+
+PROBE_BYTES = 64 << 10  # a full disk usually refuses this much; a family is megabytes
+
+
+def check_writable(store: Path) -> None:
+    """Create `store` if needed and write (then remove) a probe file in it: StoreError in one line naming
+    the path and the problem otherwise, so that a job can fail before its work rather than after."""
+    if store.exists() and not store.is_dir():
+        raise StoreError(f"{store} is not a directory; give --out a directory (it is created if missing)")
+    try:
+        store.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StoreError(f"{store} cannot be created: {e.strerror}") from None
+    try:
+        fd, probe = tempfile.mkstemp(prefix=scratch.current_prefix(), dir=store)
+    except OSError as e:
+        raise StoreError(f"{store} cannot be written: {e.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(b"\0" * PROBE_BYTES)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise StoreError(f"{store} cannot be written: {e.strerror}") from None
+    finally:
+        Path(probe).unlink(missing_ok=True)
+
+
+def sweep(store: Path) -> list[Path]:
+    """Remove what killed writers left in the store (models/scratch.py); the paths removed."""
+    return scratch.sweep(store, scratch.STORE_PATTERNS)
 
 
 def _read_text(path: Path) -> str:

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from market import dataset, ranges, regime, sources
 from market.dataset import Dataset
-from models import store
+from models import scratch, store
 from models.manifest import (
     ClassicalEntry,
     FeatureRanges,
@@ -95,7 +95,7 @@ class Job:
         scorer = Scorer.for_split(ds, ds.test)
         classical, classical_predictions = self._classical(ds, data, scorer)
         references = self._references(ds, scorer)
-        with tempfile.TemporaryDirectory(prefix="tiered-train-") as tmp:
+        with tempfile.TemporaryDirectory(prefix=scratch.train_prefix()) as tmp:
             entries, predictions, validation, files = self._export(Path(tmp), ds, data, members, scorer)
             tick = time.perf_counter()
             verdict = skill.compare(data.kind, ds.target, ds.test.y, scorer.regimes, predictions,
