@@ -2,9 +2,9 @@
 redirect built from a client's Host header, an override to an unavailable tier answered by that tier's
 nearest neighbour, and a family directory whose manifest names another family refused with the reason.
 
-Decided elsewhere and pinned there: taker-buy volume above the volume is a 422
-(tests/app/test_validation.py); a key sent twice keeps its last value, by a documented decision
-(app/wire.py, test_a_key_sent_twice_keeps_the_last_value).
+Also over the real server, though decided elsewhere (the rules in tests/app/test_validation.py): taker-buy
+volume above the volume is a 422 naming the candle; a key sent twice keeps its last value, by a
+documented decision (app/wire.py: finding duplicates costs 9x msgspec's decoding per window).
 """
 
 from __future__ import annotations
@@ -86,6 +86,25 @@ def test_an_override_to_an_unavailable_tier_is_answered_by_its_nearest_neighbour
     assert r.status_code == 200, r.text
     answer = r.json()
     assert (answer["requested_tier"], answer["tier"], answer["reason"]) == (BROKEN, NEAREST, "fallback")
+
+
+def test_taker_buy_volume_above_the_volume_is_a_422_naming_the_candle(server, requests_by_regime):
+    body = json.loads(json.dumps(requests_by_regime["calm"][0]))
+    for candle in body["candles"]:
+        candle["taker_buy_volume"] = candle["volume"] / 2
+    body["candles"][7]["taker_buy_volume"] = body["candles"][7]["volume"] * 5  # the issue's 5x
+    r = httpx.post(f"{server.url}/predict", json=body, timeout=10.0)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["field"] == "candles[7].taker_buy_volume"
+
+
+def test_a_key_sent_twice_keeps_its_last_value(server, requests_by_regime):
+    body = json.dumps({**requests_by_regime["calm"][0], "tier": "M0"})
+    twice = body[:-1] + ', "tier": "M2"}'
+    r = httpx.post(f"{server.url}/predict", content=twice, headers={"content-type": "application/json"},
+                   timeout=10.0)
+    assert r.status_code == 200, r.text
+    assert (r.json()["requested_tier"], r.json()["reason"]) == ("M2", "override")
 
 
 def renamed_directory(store: Path, family_id: str, directory: str) -> Path:
