@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from models.manifest import Metrics, TargetSection, TensorSpec, TierMapEvidence
+from models.manifest import FeatureRanges, Metrics, TargetSection, TensorSpec, TierMapEvidence
 
 
 class LiveStats(BaseModel):
@@ -49,6 +49,8 @@ class FamilyInfo(BaseModel):
     source: dict[str, Any]
     window: int = Field(description="candles a request must carry at least")
     use_book: bool
+    feature_ranges: FeatureRanges | None = Field(description="each feature's range on the training split, "
+                                                 "which every window is compared with (null: not recorded)")
     thresholds: dict[str, float] = Field(description="regime thresholds in use (manifest + overrides)")
     tier_map: dict[str, str] = Field(description="regime → tier, the map in force")
     tier_map_source: Literal["fixed", "learned"] = Field(

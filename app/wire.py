@@ -79,7 +79,8 @@ class RegimeInfo(Struct):
 class TrainingRange(Struct):
     inside: Annotated[bool, Meta(description="every feature of the window lies within the family's training "
                                              "range (TIERED_RANGE_MARGIN widths beyond it still count)")]
-    out: Annotated[list[str], Meta(description="the features outside it, by name (GET /tiers: features)")]
+    out: Annotated[list[str], Meta(description="the features outside it, by name (their ranges: GET /tiers, "
+                                               "feature_ranges)")]
 
 
 class RegimeResponse(Struct):

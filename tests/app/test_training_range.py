@@ -134,3 +134,7 @@ def test_open_inference_protocol_flags_or_refuses_rows_out_of_range(quick_store:
     assert inside.json()["outputs"][0]["name"] == manifest_data["output"]["name"]
     assert refused.status_code == 422
     assert refused.json()["error"].startswith("inputs[0] row 1: outside what family")
+
+
+def test_tiers_shows_the_ranges_the_windows_are_compared_with(client: Any, manifest_data: Any) -> None:
+    assert client.get("/tiers").json()["feature_ranges"] == manifest_data["features"]["ranges"]
