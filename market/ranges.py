@@ -5,11 +5,11 @@ the wrong units): issue 13 saw a last high × 1e6 answered with a predicted log 
 training job records, per feature, the training split's 0.1 % and 99.9 % quantiles (`fit`); the
 service flags, or refuses, a window whose features fall outside them (`Ranges.outside`).
 
-The quantiles alone would flag ordinary windows: with 43 features, 5.9 % of the held-out windows of a
-200K-bar synthetic family have some feature beyond them. So a window is out only beyond the range
+The quantiles alone would flag ordinary windows: with 43 features, about 6 % of the held-out windows of
+a 200K-bar synthetic family have some feature beyond them. So a window is out only beyond the range
 widened on each side by `margin` times its width; the service's default margin, 0.5, flags 0.03 % of
-those held-out windows (0.08 % of validation), and the × 1e6 tick by far (numbers from the commit that
-added this module).
+its test windows (0 to 0.08 % of validation, on the synthetic market before and after its version 2),
+and the × 1e6 tick by far (numbers in the commit that added this module and in the next).
 """
 
 from __future__ import annotations
