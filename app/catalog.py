@@ -15,7 +15,8 @@ def describe(family: Family, metrics: Metrics) -> FamilyInfo:
     live = metrics.tiers(list(family.tiers))
     return FamilyInfo(
         family_id=m.family_id, created_at=m.created_at, target=m.target, source=m.source,
-        window=m.features.window, use_book=m.features.use_book, thresholds=family.thresholds.to_dict(),
+        window=m.features.window, use_book=m.features.use_book, feature_ranges=m.features.ranges,
+        thresholds=family.thresholds.to_dict(),
         tier_map=m.regime.tier_map, tier_map_source=m.regime.tier_map_source,
         tier_map_evidence=m.regime.learned, input=m.input, output=m.output,
         tiers=[describe_tier(t, live[name]) for name, t in family.tiers.items()],

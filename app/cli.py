@@ -1,31 +1,28 @@
-"""`tiered serve` (and `python -m app`): serve the current family over HTTP with uvicorn.
+"""`tiered serve` (and `python -m app`): serve the current family over HTTP, from a supervisor and
+TIERED_WORKERS worker processes running uvicorn (`app/supervisor.py`).
 
     tiered serve [--models DIR] [--host HOST] [--port PORT] [--workers N] [--feed SPEC ...]
 
 Flags override TIERED_* environment variables, which override the defaults in `app/settings.py`;
 with no flags at all the service is configured by the environment alone (the container runs exactly
-SERVE_COMMAND). A store whose family cannot be served, or a feed that cannot be followed, stops the
-command with one line naming the file or the feed and the problem. SIGTERM ends the live streams (SSE,
-WebSocket), drains in-flight requests for up to TIERED_SHUTDOWN_GRACE_SECONDS, then the command exits 0.
+SERVE_COMMAND). A store whose family cannot be served, a feed that cannot be followed, or an address that
+cannot be bound stops the command with one line naming it (exit 2); no worker able to start at all,
+exit 3. SIGTERM ends the live streams (SSE, WebSocket), drains in-flight requests for up to
+TIERED_SHUTDOWN_GRACE_SECONDS, then the command exits 0; SIGHUP reloads CURRENT on every worker, as
+POST /admin/reload does.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import copy
-import os
-import shutil
-import signal
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 SERVE_COMMAND = ("tiered", "serve")
-FACTORY = "app.main:create_app_from_env"
 
 
 def register(sub: Any) -> None:
@@ -46,8 +43,8 @@ def register(sub: Any) -> None:
 def serve(args: argparse.Namespace) -> int:
     # Imported here so that `tiered train` and `tiered market` never pay for the web stack.
     from app.errors import FamilyRefused
+    from app.families import check_family
     from app.live import follower
-    from app.registry import check_store
     from app.settings import Settings
 
     flags = {"models_dir": args.models, "host": args.host, "port": args.port, "workers": args.workers,
@@ -61,7 +58,7 @@ def serve(args: argparse.Namespace) -> int:
         print(f"tiered serve: {where}: {first['msg'].removeprefix('Value error, ')}", file=sys.stderr)
         return 2
     try:
-        check_store(settings.models_dir, settings.threshold_overrides())
+        family_id = check_family(settings.models_dir, None, settings.threshold_overrides()).family_id
     except FamilyRefused as e:
         print(f"tiered serve: {settings.models_dir}: {e.message}", file=sys.stderr)
         return 2
@@ -70,50 +67,19 @@ def serve(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"tiered serve: --feed: {e}", file=sys.stderr)
         return 2
-    return _run(settings, flags)
+    return _run(settings, family_id)
 
 
-def _run(settings: Any, flags: dict[str, Any]) -> int:
-    import uvicorn
-    from uvicorn.config import LOGGING_CONFIG
+def _run(settings: Any, family_id: str) -> int:
+    import logging.config
 
-    from app.main import create_app
+    from app.supervisor import Supervisor
+    from app.worker import log_config
 
-    log_config = copy.deepcopy(LOGGING_CONFIG)
-    log_config["loggers"]["app"] = {"handlers": ["default"], "level": settings.log_level.upper(),
-                                    "propagate": False}
-    common: dict[str, Any] = {
-        "host": settings.host, "port": settings.port, "log_level": settings.log_level,
-        "log_config": log_config, "access_log": settings.access_log, "lifespan": "on", "server_header": False,
-        "timeout_graceful_shutdown": settings.shutdown_grace_seconds,
-    }
-    if settings.workers > 1:
-        from app import multiproc
-
-        # Workers sum their metrics through files in one directory, emptied for this run.
-        default = Path(tempfile.gettempdir()) / f"tiered-metrics-{os.getpid()}"
-        directory = multiproc.prepare(settings.metrics_dir or default)
-        # Each worker process builds its own app from the environment, so the flags travel there too.
-        for name, value in {**flags, "metrics_dir": directory}.items():
-            os.environ[f"TIERED_{name.upper()}"] = ",".join(value) if isinstance(value, list) else str(value)
-        try:
-            uvicorn.run(FACTORY, factory=True, workers=settings.workers, **common)
-        finally:
-            if settings.metrics_dir is None:
-                shutil.rmtree(directory, ignore_errors=True)
-        return 0
-    class Server(uvicorn.Server):
-        async def shutdown(self, sockets: Any = None) -> None:
-            # Live streams (SSE, WebSocket) never finish on their own: ended first, or the drain would wait
-            # the whole grace period for them.
-            if self.started:
-                app.state.live.end_streams()
-            await super().shutdown(sockets)
-
-    app = create_app(settings)
-    server = Server(uvicorn.Config(app, **common))
-    # uvicorn drains, then re-raises the signal it caught to the previous handler; this one lets the
-    # command end with exit code 0 after a graceful SIGTERM instead of dying by the signal.
-    signal.signal(signal.SIGTERM, lambda *_: None)
-    server.run()
-    return 0 if server.started else 3
+    logging.config.dictConfig(log_config(settings))
+    try:
+        return Supervisor(settings, family_id).run()
+    except OSError as e:  # the address is taken, or not this machine's
+        where = f"{settings.host}:{settings.port}"
+        print(f"tiered serve: cannot listen on {where}: {e.strerror}", file=sys.stderr)
+        return 2

@@ -10,6 +10,9 @@ budget, the names of its elements for messages) and calls:
   * `predict_many(queries)`: one batch; the first refused query (the lowest index) fails the call.
   * `decide(query)`, `decide_many(queries)`: the regime, its signals and the route, without predicting.
   * `infer(tier, x)`: one tier on a checked feature tensor, no routing.
+Every window's features are compared with the family's training range (`market/ranges.py`): a Decision
+names the features out of it; with `RangePolicy(refuse=True)` a prediction of such a window is an
+OutOfRange error instead (a /regime decision is never refused: it predicts nothing).
 Results are `Answer`s and `Decision`s; failures are the domain errors of `app/errors.py`, which each
 transport maps to its own status. A query travels as one `_Job` record, whatever the call. Every call
 reads the registry's family once, so a reload in the middle of a call cannot mix two families; the
@@ -27,13 +30,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter as Tally
 from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
 
 from app import windows
-from app.errors import BadRequest, InvalidInput, ServiceError, TierUnavailable
+from app.errors import BadRequest, InvalidInput, OutOfRange, ServiceError, TierUnavailable
 from app.metrics import Metrics
 from app.registry import Family, Registry
 from app.router import Reason, Route, check_tier, route
@@ -70,6 +74,15 @@ class Decision:
     family_id: str
     last_bar_ts: int  # open time of the window's last bar, epoch ms
     dropped_open_candle: bool
+    out_of_range: list[str] | None  # features outside the training range; None: the family has no ranges
+
+
+@dataclass(frozen=True)
+class RangePolicy:
+    """What to do with a window outside the family's training range (TIERED_OUT_OF_RANGE, _RANGE_MARGIN)."""
+
+    refuse: bool = False  # False: answer it, naming the features out of range
+    margin: float = 0.5  # range widths beyond each end of the training range that still count as in
 
 
 @dataclass(frozen=True)
@@ -109,6 +122,15 @@ def target_info(target: TargetSection) -> TargetInfo:
     return TargetInfo(target.name, target.horizon, target.units)
 
 
+@dataclass(frozen=True)
+class Inferred:
+    """What `infer` gives back."""
+
+    y: np.ndarray  # (B, K) float32
+    family: Family
+    out_of_range: dict[int, list[str]]  # row → its features outside the training range, rows with any
+
+
 @dataclass(eq=False)
 class _Job:
     """One query through a call: when it started, where its answer goes, and what became of it."""
@@ -120,8 +142,9 @@ class _Job:
 
 
 class DataPlane:
-    def __init__(self, registry: Registry, metrics: Metrics) -> None:
+    def __init__(self, registry: Registry, metrics: Metrics, ranges: RangePolicy | None = None) -> None:
         self.registry, self.metrics = registry, metrics
+        self.ranges = ranges or RangePolicy()
         self._pending: list[_Job] = []
         self._flush_scheduled = False
 
@@ -178,21 +201,28 @@ class DataPlane:
             decisions.append(job.outcome)
         return decisions
 
-    def infer(self, tier: str, x: np.ndarray, family: Family | None = None) -> tuple[np.ndarray, Family]:
+    def infer(self, tier: str, x: np.ndarray, family: Family | None = None) -> Inferred:
         """One tier on a (B, F) float32 tensor the transport checked (against `family`, the snapshot it
-        read, if any); the outputs and the family that gave them."""
+        read, if any): its outputs, the family that gave them, and the rows out of the training range."""
         start = time.perf_counter_ns()
         family = family or self.registry.family
         check_tier(family, tier, "model_name")
         if not family.tiers[tier].available:
             raise TierUnavailable(f"model {tier} is not ready: {family.tiers[tier].problem}")
+        out = self._out_of_range(family, x) or {}
+        if out:
+            action = "refused" if self.ranges.refuse else "flagged"
+            self.metrics.outside(Tally({(tier, action): len(out)}))
+            if self.ranges.refuse:
+                row = min(out)
+                raise _refusal(family, f"inputs[0] row {row}", out[row], x[row])
         y = family.run(tier, x)
         if not np.isfinite(y).all():
             raise BadRequest("the model's output is not finite for this input; the features are far outside "
                              "anything the family was trained on")
         latency_us = (time.perf_counter_ns() - start) / 1e3
         self.metrics.record((tier, "none", "direct", latency_us) for _ in range(len(x)))
-        return y, family
+        return Inferred(y, family, out)
 
     def _serve(self, family: Family, jobs: list[_Job], predict: bool) -> None:
         """Sets every job's outcome: an Answer (or a Decision when not predicting), or a ServiceError."""
@@ -220,16 +250,38 @@ class DataPlane:
         decisions = {}
         signals = f.signals.tolist()
         flow_trained = family.trained_with_taker_volume
+        out = self._out_of_range(family, f.x)
+        outside: Tally[tuple[str, str]] = Tally()
         for job, row, r in routed:
             w = job.query.window
             estimated = f.estimated(row) + (["order_flow"] if flow_trained and not w.taker_volume else [])
             decisions[row] = Decision(r.tier, r.requested, r.reason, job.query.regime or regimes[row],
                                       dict(zip(SIGNAL_NAMES, signals[row], strict=True)), estimated,
-                                      family.family_id, int(prepared.last_ts[row]), w.dropped_open_candle)
+                                      family.family_id, int(prepared.last_ts[row]), w.dropped_open_candle,
+                                      None if out is None else out.get(row, []))
             if not predict:
                 job.outcome = decisions[row]
-        if predict and routed:
-            self._run(family, routed, decisions, f.x)
+            elif out and row in out:
+                outside[(r.tier, "refused" if self.ranges.refuse else "flagged")] += 1
+                if self.ranges.refuse:
+                    job.outcome = _refusal(family, job.query.window.names.window, out[row], f.x[row])
+        if outside:
+            self.metrics.outside(outside)
+        if predict:
+            routed = [(job, row, r) for job, row, r in routed if job.outcome is None]
+            if routed:
+                self._run(family, routed, decisions, f.x)
+
+    def _out_of_range(self, family: Family, x: np.ndarray) -> dict[int, list[str]] | None:
+        """Feature row → names of its features outside the training range, for the rows with any; None
+        when the family records no ranges."""
+        if family.ranges is None:
+            return None
+        beyond = family.ranges.outside(x, self.ranges.margin)
+        if not beyond.any():
+            return {}
+        rows = np.flatnonzero(beyond.any(axis=1))
+        return dict(zip(rows.tolist(), family.ranges.out_names(beyond[rows]), strict=True))
 
     def _run(self, family: Family, routed: list[tuple[_Job, int, Route]], decisions: dict[int, Decision],
              x: np.ndarray) -> None:
@@ -254,6 +306,27 @@ class DataPlane:
             job.outcome = Answer(d, prediction(target, y[row]), target_info(target), y[row], latency_us)
             served.append((r.tier, d.regime, r.reason, latency_us))
         self.metrics.record(served)
+
+
+SHOWN_FEATURES = 4  # a refusal details this many features out of range, and counts the rest
+
+
+def _refusal(family: Family, field: str, names: list[str], x: np.ndarray) -> OutOfRange:
+    """The 422 of a window out of range: every feature named, the first few with value and range."""
+    assert family.ranges is not None
+    r = family.ranges
+    shown = []
+    for name in names[:SHOWN_FEATURES]:
+        j = r.names.index(name)
+        shown.append(f"{name} = {float(x[j]):.4g} (trained: {r.low[j]:.4g} to {r.high[j]:.4g})")
+    rest = names[SHOWN_FEATURES:]
+    more = f", and {len(rest)} more ({', '.join(rest)})" if rest else ""
+    low, high = (f"{q:.1%}".replace(".0%", "%") for q in r.quantiles)
+    return OutOfRange(f"{field}: outside what family {family.family_id} was trained on, in {len(names)} "
+                      f"feature{'s' if len(names) > 1 else ''}: {', '.join(shown)}{more} (trained: the "
+                      f"training split's {low} to {high} quantiles). Check the window's prices and volumes "
+                      "(units, a bad tick), or set TIERED_OUT_OF_RANGE=flag to have such windows answered "
+                      "with these features named in out_of_range", field)
 
 
 def _answer_of(job: _Job) -> Answer:

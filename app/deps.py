@@ -1,4 +1,5 @@
-"""Typed dependencies the routes declare: settings, data plane, codecs, registry, counters, live symbols.
+"""Typed dependencies the routes declare: settings, data plane, codecs, registry, counters, control
+and live symbols.
 
 Everything lives on `app.state`, put there by the lifespan in `app/main.py`. The getters are
 `async def` on purpose: FastAPI runs a plain `def` dependency in its thread pool, and that hop cost
@@ -16,6 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 
 from app import oip
+from app.control import Control
 from app.dataplane import DataPlane
 from app.errors import AdminDisabled, Unauthorized
 from app.live.follower import Live
@@ -53,6 +55,10 @@ async def get_live(connection: HTTPConnection) -> Live:  # a request or a WebSoc
     return connection.app.state.live
 
 
+async def get_control(request: Request) -> Control:
+    return request.app.state.control
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DataPlaneDep = Annotated[DataPlane, Depends(get_plane)]
 CodecDep = Annotated[Codec, Depends(get_codec)]
@@ -60,6 +66,9 @@ OipTypesDep = Annotated[oip.RequestTypes, Depends(get_oip_types)]
 RegistryDep = Annotated[Registry, Depends(get_registry)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 LiveDep = Annotated[Live, Depends(get_live)]
+
+
+ControlDep = Annotated[Control, Depends(get_control)]
 
 
 _bearer = HTTPBearer(auto_error=False, description="TIERED_ADMIN_TOKEN")

@@ -4,6 +4,7 @@ in one JSON shape.
 ServiceError                        body {"error": {"code", "message", "field"}}
  ├── BadRequest         400         an Open Inference Protocol request the tier cannot take
  ├── InvalidInput       422         a field breaks a rule; the message names the field and the fix
+ ├── OutOfRange         422         a window outside the family's training range (TIERED_OUT_OF_RANGE=refuse)
  ├── Unauthorized       401         missing or wrong admin token
  ├── AdminDisabled      403         no admin token configured, so the admin API is off
  ├── UnknownTier        404         a tier name the family does not have
@@ -45,6 +46,12 @@ class BadRequest(ServiceError):
 
 class InvalidInput(ServiceError):
     status, code = 422, "invalid_input"
+
+
+class OutOfRange(ServiceError):
+    """The message names the window and its features out of range, with their values and ranges."""
+
+    status, code = 422, "out_of_training_range"
 
 
 class Unauthorized(ServiceError):

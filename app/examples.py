@@ -69,6 +69,7 @@ ANSWER: Any = {'tier': 'M3',
                'family_id': '<family id>',
                'last_bar_ts': 1704070020000,
                'dropped_open_candle': False,
+               'out_of_range': {'inside': True, 'out': []},
                'prediction': 0.00027252748259343207,
                'target': {'name': 'return', 'horizon': 1, 'units': 'log return, log(close[t+h] / close[t])'},
                'latency_us': 1320.086}

@@ -1,13 +1,17 @@
-"""The request body limit: a pure ASGI middleware that answers 413 before the app parses anything.
+"""The request body limits: a pure ASGI middleware that answers 413 or 408 before the app parses anything.
 
-Neither uvicorn nor FastAPI caps a body. A declared Content-Length over the limit is refused at once,
-without reading; otherwise the body is read here, counting as it streams (chunked uploads carry no
-length), and refused as soon as it passes the limit. A body within the limit is handed to the app
-from memory; the app would have read it whole anyway to parse the JSON.
+Neither uvicorn nor FastAPI caps a body or the time it takes. A declared Content-Length over the limit
+is refused at once, without reading; otherwise the body is read here, counting as it streams (chunked
+uploads carry no length), and refused as soon as it passes the limit. It must keep coming: a silence of
+TIERED_BODY_GAP_SECONDS, or a body not complete within TIERED_BODY_TIMEOUT_SECONDS, is answered 408 and
+the connection closed, which releases what was buffered (a stalled upload would otherwise hold it for
+as long as the client keeps the connection open). A body within the limits is handed to the app from
+memory; the app would have read it whole anyway to parse the JSON.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -16,8 +20,9 @@ from app.errors import PayloadTooLarge, error_content
 
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, gap_seconds: float, total_seconds: float) -> None:
         self.app, self.max_bytes = app, max_bytes
+        self.gap_seconds, self.total_seconds = gap_seconds, total_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -30,20 +35,34 @@ class BodyLimit:
         if declared is not None and declared > self.max_bytes:
             await self._too_large(scope, send)
             return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.total_seconds
         chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":  # the client went away before sending it all
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_bytes:
-                await self._too_large(scope, send)
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
+        try:
+            async with asyncio.timeout(min(self.gap_seconds, self.total_seconds)) as clock:
+                while True:
+                    message = await receive()
+                    if message["type"] != "http.request":  # the client went away before sending it all
+                        return
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > self.max_bytes:
+                        await self._too_large(scope, send)
+                        return
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        break
+                    clock.reschedule(min(loop.time() + self.gap_seconds, deadline))
+        except TimeoutError:
+            chunks.clear()
+            await self._too_slow(scope, send, loop.time() >= deadline)
+            return
         await self.app(scope, _replay(b"".join(chunks), receive), send)
+
+    async def _too_slow(self, scope: Scope, send: Send, whole: bool) -> None:
+        problem = (f"did not arrive within {self.total_seconds:g} s (TIERED_BODY_TIMEOUT_SECONDS)" if whole
+                   else f"stopped arriving for {self.gap_seconds:g} s (TIERED_BODY_GAP_SECONDS)")
+        await _refuse(scope, send, 408, "request_timeout", f"the request body {problem}; send it at once")
 
     async def _too_large(self, scope: Scope, send: Send) -> None:
         await _refuse(scope, send, PayloadTooLarge.status, PayloadTooLarge.code,

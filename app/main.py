@@ -1,27 +1,33 @@
-"""The FastAPI application: `create_app(settings)` builds a fresh app; its lifespan loads the family.
+"""The FastAPI application: `create_app(settings, control)` builds a fresh app; its lifespan loads the
+family and runs the worker's background work.
 
-Nothing is loaded at import. The lifespan loads the family CURRENT points at into `app.state`
-(registry, data plane, counters) and refuses to start when the family is unusable; a family with some
-broken tiers starts degraded. With several workers, the counters live in the multiprocess directory
-(`app/multiproc.py`), which the command prepared before the workers started. The live symbols
-(`app/live`) start after the family and stop first: two lines below, `_follow` and `live.stop()`,
-are all the process model needs to know about them (each worker follows every feed). `create_app_from_env`
-is the factory uvicorn imports when it runs several worker processes. The request decoders are built
-here from the settings, so the OpenAPI document states the caps that are enforced.
+Nothing is loaded at import. The lifespan loads the family the control names (under `tiered serve`,
+the family the supervisor pinned; alone, the one CURRENT points at) into `app.state` (registry, data
+plane, counters) and refuses to start when the family is unusable; a family with some broken tiers
+starts degraded. With several workers, the counters live in the multiprocess directory
+(`app/multiproc.py`), which the supervisor prepared before the workers started. The request decoders
+are built here from the settings, so the OpenAPI document states the caps that are enforced.
+
+Per-worker background work is started in the lifespan once the family is loaded, each as an async
+context manager entered on the `worker_tasks` stack, and stopped in reverse order when the worker
+stops (after uvicorn has drained the requests): the supervisor's control channel, then the live
+symbols (`app/live`: each worker follows every feed), which therefore stop first.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from app import errors, multiproc, oip, wire
-from app.dataplane import DataPlane
+from app import errors, oip, wire
+from app.control import Control, Local
+from app.dataplane import DataPlane, RangePolicy
+from app.head import HeadAsGet
 from app.limits import BodyLimit
 from app.live import views
 from app.live.follower import Live
@@ -41,31 +47,36 @@ Errors answer `{"error": {"code", "message", "field"}}`; under `/v2` the Open In
 """
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, control: Control | None = None) -> FastAPI:
+    """`control`: how this worker changes family (`app/control.py`); default, on its own (`Local`)."""
     settings = settings or Settings()
+    control = control or Local()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         registry = Registry(settings.models_dir, settings.ort_threads, settings.threshold_overrides())
-        family = registry.load()
+        family = registry.load(control.family_id)
         for name, problem in family.problems.items():
             log.warning("tier %s is unavailable: %s", name, problem)
         log.info("serving family %s: tiers %s available", family.family_id, family.available)
-        shared = settings.metrics_dir if settings.workers > 1 else None
-        if shared is not None:
-            multiproc.forget_dead_workers(shared)
-        metrics = Metrics(shared)
+        metrics = Metrics(settings.metrics_dir if settings.workers > 1 else None)
         metrics.serving(family)
         app.state.registry = registry
         app.state.metrics = metrics
-        app.state.plane = DataPlane(registry, metrics)
-        app.state.live = await _follow(settings, app.state.plane, metrics)
-        yield
-        await app.state.live.stop()
-        if shared is not None:
-            multiproc.leave(shared)
+        app.state.plane = DataPlane(registry, metrics, RangePolicy(settings.out_of_range == "refuse",
+                                                                    settings.range_margin))
+        app.state.control = control
+        async with AsyncExitStack() as worker_tasks:
+            await worker_tasks.enter_async_context(control.attached(registry, metrics))
+            app.state.live = await _follow(settings, app.state.plane, metrics)
+            worker_tasks.push_async_callback(app.state.live.stop)
+            control.ready(family)
+            yield
 
-    app = FastAPI(title="tiered", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    # No redirects for a trailing slash: Starlette builds them from the Host header, so a client could
+    # make the service point elsewhere (`GET /tiers/` with `Host: evil.example`); such paths are 404s.
+    app = FastAPI(title="tiered", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
+                  redirect_slashes=False)
     # Decoders built from the settings: their caps are the configured limits, in the OpenAPI document too.
     app.state.settings = settings
     app.state.codec = wire.Codec(wire.Limits(settings.max_candles, settings.max_batch_items))
@@ -76,7 +87,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (predict, tiers, health, admin, v2, symbols, ws):
         app.include_router(module.router)
     errors.install(app)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, gap_seconds=settings.body_gap_seconds,
+                       total_seconds=settings.body_timeout_seconds)
+    app.add_middleware(HeadAsGet)
     if settings.cors_origins:  # added last, so it is outermost and also decorates 413 answers
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type"])
@@ -102,8 +115,3 @@ def _document(app: FastAPI, codec: wire.Codec, oip_types: oip.RequestTypes) -> N
         return app.openapi_schema or {}
 
     app.openapi = openapi  # type: ignore[method-assign]
-
-
-def create_app_from_env() -> FastAPI:
-    """The factory for `uvicorn --factory` (several workers): settings from TIERED_* variables."""
-    return create_app(Settings())

@@ -5,7 +5,8 @@ With one worker the values live in this process. With several (`app/multiproc.py
 worker writes its values to files in one directory and a scrape, whichever worker serves it, sums the
 files of every worker that ever ran in this service's life: a counter never goes backwards, whichever
 worker answers, and a dead worker's counts stay in the sum. The family and availability gauges are
-per worker (a `pid` label), and a dead worker's are removed, so a disagreement between workers shows.
+per worker (a `pid` label), and the supervisor removes a dead worker's, so a disagreement between
+workers shows.
 
 Names follow Prometheus' conventions: a `tiered_` prefix, base units (seconds), `_total` on counters.
 Latency buckets are spaced by √2 from 2^-16 s (15 µs) to 2^4 s (16 s), so the p50 and p99 that
@@ -18,6 +19,7 @@ from collections import Counter as Tally
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CollectorRegistry,
@@ -29,8 +31,8 @@ from prometheus_client import (
     multiprocess,
 )
 
-from app import multiproc
-from app.registry import Family
+if TYPE_CHECKING:
+    from app.registry import Family
 
 # `_created` series exist in one process only (multiprocess mode has none): leave them out everywhere.
 disable_created_metrics()
@@ -63,6 +65,10 @@ class Metrics:
                             ["family_id"], registry=self.registry, multiprocess_mode="liveall")
         self.available = Gauge("tiered_tier_available", "Whether the tier loaded and verified (1) or not "
                                "(0).", ["tier"], registry=self.registry, multiprocess_mode="liveall")
+        self.out_of_range = Counter("tiered_out_of_range", "Windows outside the family's training range, "
+                                    "by the tier they were routed to and what was done: flagged (answered "
+                                    "with the flag) or refused (422).", ["tier", "action"],
+                                    registry=self.registry)
         self._family_id: str | None = None
         # prometheus-client validates the label values on every labels() call: its children are kept here.
         self._histograms: dict[str, Histogram] = {}
@@ -86,6 +92,11 @@ class Metrics:
                 self._counters[labels] = self.predictions.labels(*labels)
             self._counters[labels].inc(n)
 
+    def outside(self, counts: Tally[tuple[str, str]]) -> None:
+        """Windows out of the training range, counted by (tier, action)."""
+        for labels, n in counts.items():
+            self.out_of_range.labels(*labels).inc(n)
+
     def serving(self, family: Family) -> None:
         """The family this worker serves from now on, and which of its tiers are available."""
         if self._family_id is not None and self._family_id != family.family_id:
@@ -104,7 +115,6 @@ class Metrics:
     def _scraped(self) -> CollectorRegistry:
         if self.directory is None:
             return self.registry
-        multiproc.forget_dead_workers(self.directory)
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path=str(self.directory))
         return registry

@@ -103,6 +103,9 @@ class InferenceResponse(BaseModel):
     model_name: str
     model_version: str
     id: str | None = None
+    # {"out_of_range": "row 0: logrange_lag0, volatility; ..."} when rows of the input lie outside the
+    # family's training range (parameter values are scalars in the protocol); absent when none do.
+    parameters: dict[str, str] | None = None
     outputs: list[ResponseOutput]
 
 
@@ -173,10 +176,16 @@ def features_tensor(request: Any, family: Family, max_rows: int) -> np.ndarray:
     return x.reshape(shape).astype(np.float32)
 
 
-def inference_response(request: Any, family: Family, tier: str, y: np.ndarray) -> InferenceResponse:
+def inference_response(request: Any, family: Family, tier: str, y: np.ndarray,
+                       out_of_range: dict[int, list[str]] | None = None) -> InferenceResponse:
     out = ResponseOutput(name=family.manifest.output.name, shape=list(y.shape), datatype=DATATYPE,
                          data=y.ravel().tolist())
-    return InferenceResponse(model_name=tier, model_version=family.family_id, id=request.id, outputs=[out])
+    rows = sorted((out_of_range or {}).items())
+    flagged = "; ".join(f"row {row}: {', '.join(names)}" for row, names in rows)
+    # Left unset when no row is out: the route leaves unset fields out of the answer.
+    extra = {"parameters": {"out_of_range": flagged}} if flagged else {}
+    return InferenceResponse(model_name=tier, model_version=family.family_id, id=request.id, outputs=[out],
+                             **extra)
 
 
 def components(types: RequestTypes) -> dict[str, Any]:

@@ -1,13 +1,16 @@
-"""The tier registry: the family CURRENT points at, loaded into onnxruntime sessions and verified.
+"""The tier registry: a family (the one CURRENT points at, or one named by its id) loaded into
+onnxruntime sessions and verified.
 
-`load_family` reads the manifest, checks that it describes the features this service computes, and
-loads every tier: the file must sit inside the family directory, match the manifest's sha256, load on
-the CPU provider, and have the manifest's input and output names and shapes. A tier that fails is kept
-as unavailable with the reason; the others serve. Each session is warmed up and its batch-1 latency
-measured, which the router's latency budget reads.
+`load_family` reads the manifest, checks that it describes the features this service computes
+(`app/families.py`), and loads every tier: the file must sit inside the family directory, match the
+manifest's sha256, load on the CPU provider, and have the manifest's input and output names and shapes.
+A tier that fails is kept as unavailable with the reason; the others serve. Each session is warmed up
+and its batch-1 latency measured, which the router's latency budget reads.
 
 `Registry` holds one immutable `Family` and replaces it as a whole on reload: a request reads
-`registry.family` once and uses that snapshot throughout, so it never mixes two families.
+`registry.family` once and uses that snapshot throughout, so it never mixes two families. A reload is
+two steps, `prepare` (load and verify, serving nothing new) and `commit` (swap), so that the supervisor
+can swap a family on every worker only once every worker has verified it (`app/control.py`).
 """
 
 from __future__ import annotations
@@ -22,10 +25,11 @@ import numpy as np
 import onnxruntime as ort
 
 from app.errors import FamilyRefused
+from app.families import Overrides, check_family
 from market import features
-from market.regime import REGIMES, Thresholds
+from market.ranges import Ranges
+from market.regime import Thresholds
 from models.manifest import Manifest, TensorSpec, TierEntry
-from models.store import StoreError, load_current
 
 WARMUP_RUNS = 20
 TIMED_RUNS = 50
@@ -55,6 +59,7 @@ class Family:
     manifest: Manifest
     tiers: dict[str, Tier]  # largest first
     thresholds: Thresholds  # the manifest's, with settings' overrides applied
+    ranges: Ranges | None  # the training split's feature ranges (market/ranges.py); None: not recorded
 
     @property
     def family_id(self) -> str:
@@ -100,59 +105,16 @@ def session_options(threads: int) -> ort.SessionOptions:
     return options
 
 
-Overrides = dict[str, float | None]
-
-
-def check_store(store: Path, overrides: Overrides | None = None) -> tuple[Path, Manifest, Thresholds]:
-    """The family CURRENT points at, if its manifest is usable by this service (no model is loaded)."""
-    try:
-        directory, manifest = load_current(store)
-    except StoreError as e:
-        raise FamilyRefused(_within_store(str(e), store)) from None
-    return directory, manifest, _check_family(directory, manifest, overrides or {})
-
-
-def _within_store(message: str, store: Path) -> str:
-    """The message with paths relative to the store: clients never learn where the store lives."""
-    for prefix in {str(store), str(store.resolve())}:
-        message = message.replace(prefix + "/", "").replace(prefix, "<store>")
-    return message
-
-
-def load_family(store: Path, threads: int = 1, overrides: Overrides | None = None) -> Family:
-    """Load and verify the family CURRENT points at; raise FamilyRefused when the family is unusable."""
-    directory, manifest, thresholds = check_store(store, overrides)
+def load_family(store: Path, threads: int = 1, overrides: Overrides | None = None,
+                family_id: str | None = None) -> Family:
+    """Load and verify the family `family_id` (None: the one CURRENT points at); raise FamilyRefused when
+    the family is unusable. A family with some broken tiers loads, those tiers marked unavailable."""
+    checked = check_family(store, family_id, overrides)
+    directory, manifest = checked.directory, checked.manifest
     options = session_options(threads)
     ordered = sorted(manifest.tiers, key=lambda t: -t.params)
     tiers = {entry.name: _load_tier(store, directory, manifest, entry, options) for entry in ordered}
-    return Family(directory, manifest, tiers, thresholds)
-
-
-def _check_family(directory: Path, m: Manifest, overrides: Overrides) -> Thresholds:
-    where = f"{directory.name}/manifest.json"
-    if m.features.version != features.FEATURE_VERSION or tuple(m.features.names) != features.FEATURE_NAMES:
-        raise FamilyRefused(f"{where}: features version {m.features.version} with {len(m.features.names)} "
-                            f"names; this service computes version {features.FEATURE_VERSION} with "
-                            f"{len(features.FEATURE_NAMES)}: retrain the family with this code")
-    if m.features.window != features.WINDOW:
-        raise FamilyRefused(f"{where}: features.window is {m.features.window}; this service's pipeline "
-                            f"uses {features.WINDOW}: retrain the family with this code")
-    if m.input.shape != [None, len(features.FEATURE_NAMES)]:
-        width = len(features.FEATURE_NAMES)
-        raise FamilyRefused(f"{where}: input shape {m.input.shape}, expected [null, {width}]")
-    if m.output.shape != [None, m.target.width]:
-        raise FamilyRefused(f"{where}: output shape {m.output.shape} does not fit target {m.target.name} "
-                            f"with classes {m.target.classes}: expected [null, {m.target.width}]")
-    names = {t.name for t in m.tiers}
-    if not names or len(names) != len(m.tiers):
-        raise FamilyRefused(f"{where}: tier names must be unique and non-empty")
-    missing = [r for r in REGIMES if m.regime.tier_map.get(r) not in names]
-    if missing:
-        raise FamilyRefused(f"{where}: regime.tier_map sends {missing} to no tier of the family")
-    try:
-        return Thresholds.from_dict(m.regime.thresholds).override(**overrides)
-    except (TypeError, ValueError) as e:
-        raise FamilyRefused(f"{where}: regime.thresholds: {e}") from None
+    return Family(directory, manifest, tiers, checked.thresholds, checked.ranges)
 
 
 def _load_tier(store: Path, directory: Path, m: Manifest, entry: TierEntry,
@@ -240,7 +202,8 @@ def _warm_up(session: ort.InferenceSession, m: Manifest) -> float:
 
 
 class Registry:
-    """The family being served; `reload` swaps in a new one only when it verified completely."""
+    """The family being served. It changes only as a whole: `load` at startup, or a new family that
+    verified completely (`prepare`) swapped in by `commit`; a request reads `family` once."""
 
     def __init__(self, store: Path, threads: int = 1, overrides: Overrides | None = None) -> None:
         self.store, self.threads, self.overrides = store, threads, overrides
@@ -252,19 +215,28 @@ class Registry:
         assert self._family is not None, "Registry.load() runs in the app's lifespan before any request"
         return self._family
 
-    def load(self) -> Family:
+    def load(self, family_id: str | None = None) -> Family:
         """Startup: serve whatever verified, even a degraded family; refuse only an unusable one."""
-        family = load_family(self.store, self.threads, self.overrides)
+        family = load_family(self.store, self.threads, self.overrides, family_id)
         self._family = family
         return family
 
-    def reload(self) -> Family:
-        """Load CURRENT again; keep the old family unless every tier of the new one verified."""
+    def prepare(self, family_id: str | None = None) -> Family:
+        """Load and verify a family without serving it; FamilyRefused unless every tier verified."""
+        family = load_family(self.store, self.threads, self.overrides, family_id)
+        if family.problems:
+            details = "; ".join(f"{name}: {p}" for name, p in family.problems.items())
+            raise FamilyRefused(f"family {family.family_id} was refused, {self.family.family_id} "
+                                f"serves on: {details}")
+        return family
+
+    def commit(self, family: Family) -> None:
+        self._family = family  # one reference swap: requests see the old family or the new one
+
+    def reload(self, family_id: str | None = None) -> Family:
+        """Load CURRENT (or `family_id`) again; keep the old family unless every tier of the new one
+        verified."""
         with self._reload_lock:
-            family = load_family(self.store, self.threads, self.overrides)
-            if family.problems:
-                details = "; ".join(f"{name}: {p}" for name, p in family.problems.items())
-                raise FamilyRefused(f"family {family.family_id} was refused, {self.family.family_id} "
-                                    f"serves on: {details}")
-            self._family = family  # one reference swap: requests see the old family or the new one
+            family = self.prepare(family_id)
+            self.commit(family)
             return family

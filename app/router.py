@@ -1,9 +1,10 @@
 """The router: which tier answers a request, and why.
 
 In this order:
-  1. an explicit `tier` from the client, when that tier is available (reason `override`);
-  2. otherwise the regime detector's tier for the window (reason `regime`; `fallback` when the client
-     asked for a tier that is unavailable);
+  1. an explicit `tier` from the client: that tier when it is available (reason `override`), else its
+     nearest available neighbour, the larger first (reason `fallback`): the client asked for about
+     that much model, not for the regime's choice;
+  2. otherwise the regime detector's tier for the window (reason `regime`);
   3. a `max_latency_ms` budget moves down to the largest available tier, no larger than the one
      chosen so far, whose measured batch-1 latency fits; the fastest such tier when none fits
      (reason `budget`);
@@ -43,11 +44,12 @@ def route(family: Family, regime: str, override: str | None = None, budget_ms: f
         raise NoTierAvailable(f"no tier of family {family.family_id} is loaded; see /tiers for the reasons")
     requested = override if override is not None else family.manifest.regime.tier_map[regime]
     reason: Reason
-    if override is not None and family.tiers[override].available:
+    if override is None:
+        tier, reason = family.manifest.regime.tier_map[regime], "regime"
+    elif family.tiers[override].available:
         tier, reason = override, "override"
     else:
-        tier = family.manifest.regime.tier_map[regime]
-        reason = "regime" if override is None else "fallback"
+        tier, reason = nearest_available(family, override), "fallback"
     if budget_ms is not None:
         fitted = within_budget(family, tier, budget_ms)
         if fitted is not None and fitted != tier:

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from models.manifest import Metrics, TargetSection, TensorSpec, TierMapEvidence
+from models.manifest import FeatureRanges, Metrics, TargetSection, TensorSpec, TierMapEvidence
 
 
 class LiveStats(BaseModel):
@@ -49,6 +49,8 @@ class FamilyInfo(BaseModel):
     source: dict[str, Any]
     window: int = Field(description="candles a request must carry at least")
     use_book: bool
+    feature_ranges: FeatureRanges | None = Field(description="each feature's range on the training split, "
+                                                 "which every window is compared with (null: not recorded)")
     thresholds: dict[str, float] = Field(description="regime thresholds in use (manifest + overrides)")
     tier_map: dict[str, str] = Field(description="regime → tier, the map in force")
     tier_map_source: Literal["fixed", "learned"] = Field(
@@ -82,7 +84,14 @@ class Readiness(BaseModel):
                                             "state; one not live makes the service degraded")
 
 
+class WorkerInfo(BaseModel):
+    pid: int | None = Field(description="null: the worker is down, waiting to be started again")
+    family_id: str | None = Field(description="the family it serves, or loads when it starts")
+    state: Literal["serving", "starting", "down"]
+
+
 class Reloaded(BaseModel):
-    family_id: str
+    family_id: str = Field(description="the family every serving worker serves now")
     previous_family_id: str
     available: list[str]
+    workers: list[WorkerInfo] = Field(description="every worker of this server after the reload")

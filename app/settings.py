@@ -36,8 +36,27 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = Field(default=None, description="/admin Bearer token; unset: admin off")
 
     max_body_bytes: int = Field(default=4 * MIB, ge=1024)
+    # What a client may hold of a worker, enforced by the server itself (app/connections.py, app/limits.py);
+    # the README's settings table says why each default.
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=600,
+                                          description="for a request's line and headers to arrive")
+    body_gap_seconds: float = Field(default=10.0, gt=0, le=600,
+                                    description="longest silence in the middle of a request body")
+    body_timeout_seconds: float = Field(default=60.0, gt=0, le=3600, description="for a whole request body")
+    keep_alive_seconds: float = Field(default=75.0, gt=0, le=3600,
+                                      description="an idle connection is closed after this long")
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024, le=MIB,
+                                  description="request line and headers together")
+    max_connections: int = Field(default=1000, ge=8, le=1_000_000,
+                                 description="per worker; at most the open-file limit allows")
     max_candles: int = Field(default=2048, ge=2, description="candles accepted in one window")
     max_batch_items: int = Field(default=256, ge=1, le=1000)
+
+    # A window whose features leave the training split's range (market/ranges.py): answered with the
+    # features named in `out_of_range` (flag), or refused with a 422 naming them (refuse).
+    out_of_range: Literal["flag", "refuse"] = "flag"
+    range_margin: float = Field(default=0.5, ge=0.0, le=100.0, description="a feature is out beyond its "
+                                "training range widened by this many range widths on each side")
 
     # Regime threshold overrides; unset fields keep the manifest's calibrated values.
     regime_calm: float | None = None

@@ -79,6 +79,13 @@ class RegimeInfo(Struct):
         "stands in for the taker-buy share)"))]
 
 
+class TrainingRange(Struct):
+    inside: Annotated[bool, Meta(description="every feature of the window lies within the family's training "
+                                             "range (TIERED_RANGE_MARGIN widths beyond it still count)")]
+    out: Annotated[list[str], Meta(description="the features outside it, by name (their ranges: GET /tiers, "
+                                               "feature_ranges)")]
+
+
 class RegimeResponse(Struct):
     tier: Annotated[str, Meta(description="the tier that answered")]
     requested_tier: Annotated[str, Meta(description="the tier the override or the regime asked for")]
@@ -88,6 +95,9 @@ class RegimeResponse(Struct):
     last_bar_ts: Annotated[int, Meta(description="open time of the window's last closed bar, epoch ms")]
     dropped_open_candle: Annotated[bool, Meta(description="bybit_kline: its newest row had not closed and "
                                                           "was left out")]
+    out_of_range: Annotated[TrainingRange | None, Meta(
+        description="the window against the training split's range of each feature; null for a family "
+                    "trained before ranges were recorded. TIERED_OUT_OF_RANGE=refuse refuses such windows")]
 
 
 class PredictResponse(RegimeResponse):
@@ -256,17 +266,21 @@ def _check_json(content_type: str | None) -> None:
 
 def regime_response(d: Decision) -> RegimeResponse:
     return RegimeResponse(d.tier, d.requested, d.reason, _regime(d), d.family_id, d.last_bar_ts,
-                          d.dropped_open_candle)
+                          d.dropped_open_candle, _range(d))
 
 
 def predict_response(a: Answer) -> PredictResponse:
     d = a.decision
     return PredictResponse(d.tier, d.requested, d.reason, _regime(d), d.family_id, d.last_bar_ts,
-                           d.dropped_open_candle, a.prediction, a.target, a.latency_us)
+                           d.dropped_open_candle, _range(d), a.prediction, a.target, a.latency_us)
 
 
 def batch_response(answers: list[Answer], family_id: str, latency_us: float) -> BatchResponse:
     return BatchResponse([predict_response(a) for a in answers], family_id, latency_us)
+
+
+def _range(d: Decision) -> TrainingRange | None:
+    return None if d.out_of_range is None else TrainingRange(not d.out_of_range, d.out_of_range)
 
 
 def _regime(d: Decision) -> RegimeInfo:

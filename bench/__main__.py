@@ -6,8 +6,10 @@
     python -m bench --quick           all of them, tiny (what the suite checks); BENCHMARKS.md left alone
 
 Each section is rendered from the JSON its benchmark wrote to bench/results/, so the document always
-shows the figures of a real, full run, with the command that reruns it. bench/results/ is not in git:
-where a benchmark has no full result on this machine, its section is kept as the document had it.
+shows the figures of a real, full run, with the command that reruns it; sections of the document that
+no benchmark renders (measurements made once, by hand) are kept at its end as they are. bench/results/
+is not in git: where a benchmark has no full result on this machine, its section is kept as the
+document had it.
 """
 
 from __future__ import annotations
@@ -91,6 +93,8 @@ def render(out: Path, kept: dict[str, str] | None = None) -> str:
         command = result.get("command", f"python -m bench {name}")  # a benchmark run with options says so
         parts.append(f"## {name}\n\nCommand: `{command}` (commit `{ran}`{took}).\n\n"
                      f"{module.markdown(result)}\n")
+    # Sections no benchmark renders (measurements made by hand, with their commands) are kept as written.
+    parts += [text for name, text in (kept or {}).items() if name not in NAMES]
     return "\n".join(parts)
 
 

@@ -1,15 +1,17 @@
-"""A soak of the real server: about a minute at 80% of its measured capacity on one worker, where no
-request may fail and the server's resident memory must not grow.
+"""A soak of the real server: about a minute at 80% of its measured capacity, where no request may fail
+and the server's resident memory must not grow.
 
-    python -m bench.soak [--quick] [--models DIR] [--out DIR]
+    python -m bench.soak [--quick] [--workers N] [--models DIR] [--out DIR]
 
-`tiered serve` (one worker, as the container runs it) on a free loopback port. First its capacity:
+`tiered serve` (one worker by default, as the container runs it; `--workers 2` for the supervisor and two
+workers) on a free loopback port. First its capacity:
 closed-loop POST /predict over 16 connections (bench.loadgen's Python client, a regime-mixed rotation
 of windows from bench.bodies). Then an open-loop load paced at 80% of that rate: request k is due at
 start + k / rate, and its latency counts from when it was due, so a server that falls behind shows it in
 the percentiles instead of slowing the client down (no coordinated omission). Reported: requests,
-errors (target 0), achieved rate, p50, p99 and max latency, and the server process's VmRSS (from
-/proc) when the paced load starts and when it ends (target: growth under 10%), sampled every second.
+errors (target 0), achieved rate, p50, p99 and max latency, and the server's VmRSS (from /proc: the
+`tiered serve` process and its workers together) when the paced load starts and when it ends (target:
+growth under 10%), sampled every second.
 
 Full: 5 s capacity probe after a 2 s warm-up, 60 s paced; the default family is trained first unless
 `--models` names a store. Quick (the suite): a --quick family, 2 s probe, 10 s paced.
@@ -17,6 +19,7 @@ Full: 5 s capacity probe after a 2 s warm-up, 60 s paced; the default family is 
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import sys
@@ -53,15 +56,16 @@ FULL = Plan(2.0, 5.0, 16, 60.0, 32, 64)
 QUICK = Plan(0.5, 2.0, 16, 10.0, 32, 16)
 
 
-def run(quick: bool, out: Path, models: Path | None = None) -> dict[str, Any]:
+def run(quick: bool, out: Path, models: Path | None = None, workers: int = 1) -> dict[str, Any]:
     plan = QUICK if quick else FULL
     windows = bodies.regime_mixed(plan.per_regime)
     payloads = [windows.body(k) for k in range(len(windows.ends))]
     load_before = os.getloadavg()
     with family_store(models, quick) as store, tempfile.TemporaryDirectory(prefix="bench-soak-") as tmp, \
-            server.running(store.path, 1, Path(tmp) / "server.log") as url:
+            server.running(store.path, workers, Path(tmp) / "server.log") as url:
         pid = server_pid(url)
         rss_ready = rss_mib(pid)
+        processes = 1 + len(_children(pid))
         print(f"bench.soak: capacity probe, {plan.probe_seconds:.0f} s", file=sys.stderr)
         loadgen.measure(url, loadgen.Load(PATH, payloads, plan.probe_connections, plan.warmup), "python")
         probe = loadgen.measure(url, loadgen.Load(PATH, payloads, plan.probe_connections, plan.probe_seconds),
@@ -73,7 +77,8 @@ def run(quick: bool, out: Path, models: Path | None = None) -> dict[str, Any]:
     ms = np.asarray(soak.latencies) * 1e3
     rss = soak.rss
     return {
-        "family": store.describe(), "plan": asdict(plan), "path": PATH, "share": SHARE,
+        "family": store.describe(), "plan": asdict(plan), "workers": workers,
+        "server_processes": processes, "path": PATH, "share": SHARE,
         "capacity": probe.to_dict(), "target_rps": rate,
         "requests": len(ms), "errors": soak.errors, "achieved_rps": len(ms) / soak.seconds,
         "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
@@ -113,10 +118,28 @@ def server_pid(url: str) -> int:
 
 
 def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+    """VmRSS of the process and its children (the supervisor's workers), MiB."""
+    return _own_rss_mib(pid) + sum(_own_rss_mib(c, gone_ok=True) for c in _children(pid))
+
+
+def _own_rss_mib(pid: int, gone_ok: bool = False) -> float:
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except FileNotFoundError:
+        if gone_ok:  # a worker that ended between the listing and the read
+            return 0.0
+        raise
+    for line in lines:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise server.ServerFailed(f"/proc/{pid}/status has no VmRSS")
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
 
 
 @dataclass
@@ -187,12 +210,14 @@ def markdown(result: dict[str, Any]) -> str:
         ("errors", str(result["errors"]), "target 0: " + _met(result["errors"] <= TARGET_ERRORS)),
         ("latency from due time", f"p50 {result['p50_ms']:.2f} ms", f"p99 {result['p99_ms']:.2f} ms, "
                                                                     f"max {result['max_ms']:.1f} ms"),
-        ("server VmRSS", f"{rss['start']:.1f} → {rss['end']:.1f} MiB",
+        ("server VmRSS (all processes)", f"{rss['start']:.1f} → {rss['end']:.1f} MiB",
          f"growth {result['rss_growth']:+.1%}, peak {rss['peak']:.1f} MiB; target under "
          f"{TARGET_GROWTH:.0%}: " + _met(result["rss_growth"] < TARGET_GROWTH)),
     ]
     load = result["load_average"]
-    return (table(("soak of POST /predict, one worker", "figure", "detail"), rows)
+    workers = result.get("workers", 1)
+    title = f"soak of POST /predict, {'one worker' if workers == 1 else f'{workers} workers'}"
+    return (table((title, "figure", "detail"), rows)
             + f"\n\nServer VmRSS when ready (before any load): {rss['ready']:.1f} MiB. "
             f"Requests sent over 10 ms late: {result['late_share']:.1%}. "
             f"1-minute load average {load['before']:.1f} before, {load['after']:.1f} after.")
@@ -202,6 +227,15 @@ def _met(ok: bool) -> str:
     return "met" if ok else "NOT met"
 
 
+def _workers(argv: list[str]) -> tuple[int, list[str]]:
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--workers", type=int, default=1)
+    known, rest = parser.parse_known_args(argv)
+    return known.workers, rest
+
+
 if __name__ == "__main__":
     extra, rest = store_options(sys.argv[1:])
-    cli("soak", partial(run, **extra), markdown, rest)
+    workers, rest = _workers(rest)
+    name = "soak" if workers == 1 else f"soak_workers{workers}"  # its own result file
+    cli(name, partial(run, **extra, workers=workers), markdown, rest)

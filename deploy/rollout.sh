@@ -3,9 +3,8 @@
 # service on every api replica, one replica at a time, so the others keep answering:
 #
 #   deploy/rollout.sh reload    POST /admin/reload inside each replica (default; no restart, the old
-#                               family serves until the new one is verified). Reaches one worker per
-#                               replica, so it refuses replicas with TIERED_WORKERS above 1 (the
-#                               compose default is 1).
+#                               family serves until the new one is verified). The replica answers once
+#                               every one of its TIERED_WORKERS workers serves the new family.
 #   deploy/rollout.sh restart   restart each replica and wait until it is healthy again (any worker count).
 #
 # Run it from the directory holding docker-compose.yml. The token is read inside each container, so it

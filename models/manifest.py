@@ -30,11 +30,20 @@ class TensorSpec(Strict):
     shape: list[int | None]  # None is the dynamic batch dimension
 
 
+class FeatureRanges(Strict):
+    """Per feature, its `quantiles` on the training split (market/ranges.py): what the family has seen."""
+
+    quantiles: tuple[float, float]
+    rows: int = Field(ge=1, description="training rows the quantiles come from")
+    bounds: dict[str, tuple[float, float]]  # feature name → (low, high)
+
+
 class FeatureSection(Strict):
     window: int = Field(ge=2, description="minimum number of candles a request must carry")
     version: int
     names: list[str]
     use_book: bool
+    ranges: FeatureRanges | None = None  # None: a family trained before ranges were recorded
 
 
 class TierMapEvidence(Strict):

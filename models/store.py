@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from models import scratch
 from models.manifest import SCHEMA_VERSION, Manifest
 
 CURRENT = "CURRENT"
@@ -57,7 +58,7 @@ def write_family(store: Path, manifest: Manifest, files: dict[str, Path], make_c
     final = store / manifest.family_id
     if final.exists():
         raise StoreError(f"{final} already exists; family ids are never reused")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{manifest.family_id}.", dir=store))
+    tmp = Path(tempfile.mkdtemp(prefix=scratch.family_prefix(manifest.family_id), dir=store))
     try:
         for name, src in files.items():
             shutil.copyfile(src, tmp / name)
@@ -79,13 +80,49 @@ def set_current(store: Path, family_id: str) -> None:
     """Point CURRENT at `family_id` with an atomic rename."""
     if not (store / family_id / MANIFEST).is_file():
         raise StoreError(f"{store / family_id} holds no {MANIFEST}; write the family before pointing at it")
-    fd, tmp = tempfile.mkstemp(prefix=".CURRENT.", dir=store)
-    with os.fdopen(fd, "w") as f:
-        f.write(family_id + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, store / CURRENT)
+    fd, tmp = tempfile.mkstemp(prefix=scratch.current_prefix(), dir=store)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(family_id + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, store / CURRENT)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     _fsync_dir(store)
+
+
+PROBE_BYTES = 64 << 10  # a full disk usually refuses this much; a family is megabytes
+
+
+def check_writable(store: Path) -> None:
+    """Create `store` if needed and write (then remove) a probe file in it: StoreError in one line naming
+    the path and the problem otherwise, so that a job can fail before its work rather than after."""
+    if store.exists() and not store.is_dir():
+        raise StoreError(f"{store} is not a directory; give --out a directory (it is created if missing)")
+    try:
+        store.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StoreError(f"{store} cannot be created: {e.strerror}") from None
+    try:
+        fd, probe = tempfile.mkstemp(prefix=scratch.current_prefix(), dir=store)
+    except OSError as e:
+        raise StoreError(f"{store} cannot be written: {e.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(b"\0" * PROBE_BYTES)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise StoreError(f"{store} cannot be written: {e.strerror}") from None
+    finally:
+        Path(probe).unlink(missing_ok=True)
+
+
+def sweep(store: Path) -> list[Path]:
+    """Remove what killed writers left in the store (models/scratch.py); the paths removed."""
+    return scratch.sweep(store, scratch.STORE_PATTERNS)
 
 
 def _read_text(path: Path) -> str:
@@ -138,7 +175,23 @@ def read_manifest(family_dir: Path) -> Manifest:
 
 def load_current(store: Path) -> tuple[Path, Manifest]:
     """The directory and manifest of the family CURRENT points at."""
-    family_dir = store / read_current(store)
+    family_id = read_current(store)
+    if not (store / family_id).is_dir():
+        raise StoreError(f"{store / CURRENT} points at {family_id}, which does not exist in {store}")
+    return load_family_dir(store, family_id)
+
+
+def load_family_dir(store: Path, family_id: str) -> tuple[Path, Manifest]:
+    """The directory and manifest of the family `family_id`, whatever CURRENT says; its manifest must name
+    the same id (a directory copied or renamed by hand would otherwise serve under another family's name)."""
+    if not _FAMILY_ID.match(family_id):
+        raise StoreError(f"{family_id[:60]!r} is not a family id")
+    family_dir = store / family_id
     if not family_dir.is_dir():
-        raise StoreError(f"{store / CURRENT} points at {family_dir.name}, which does not exist in {store}")
-    return family_dir, read_manifest(family_dir)
+        raise StoreError(f"family {family_id} does not exist in {store}")
+    manifest = read_manifest(family_dir)
+    if manifest.family_id != family_id:
+        raise StoreError(f"{family_dir / MANIFEST} names family {manifest.family_id[:60]!r}, but its "
+                         f"directory is {family_id}: a family is served under its own id only; rename the "
+                         "directory back or retrain")
+    return family_dir, manifest

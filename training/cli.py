@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,8 @@ def target_override(args: argparse.Namespace) -> dict[str, Any] | None:
 def run_train(args: argparse.Namespace) -> int:
     from market.csvfile import parse_timestamp
     from market.errors import MarketError
-    from training import config, job
+    from models import scratch, store
+    from training import config
     from training.errors import TrainingError
 
     try:
@@ -61,8 +63,20 @@ def run_train(args: argparse.Namespace) -> int:
         end_ms = parse_timestamp(args.end) if args.end else 0
         if cfg.source.startswith("bybit:") and not (start_ms and end_ms):
             raise TrainingError("a bybit source needs --start and --end")
+        store.check_writable(args.out)  # before the training, not after it
+        temp = Path(tempfile.gettempdir())
+        for path in [*store.sweep(args.out), *scratch.sweep(temp, scratch.TRAIN_PATTERNS)]:
+            print(f"tiered train: removed {path}, left by a run that was killed", file=sys.stderr)
+        from training import job  # torch: seconds to import, so after the checks
+
         job.run(cfg, args.out, start_ms=start_ms, end_ms=end_ms)
-    except (TrainingError, MarketError, ValueError) as exc:
+    except (TrainingError, MarketError, ValueError, store.StoreError) as exc:
         print(f"tiered train: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a full disk, a store made read-only meanwhile: one line, not a traceback
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"tiered train: a write failed: {exc.strerror or exc}{where}; no partial family is left in "
+              f"{args.out}",
+              file=sys.stderr)
+        return 1
     return 0

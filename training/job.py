@@ -27,11 +27,12 @@ import torch
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from market import dataset, regime, sources
+from market import dataset, ranges, regime, sources
 from market.dataset import Dataset
-from models import store
+from models import scratch, store
 from models.manifest import (
     ClassicalEntry,
+    FeatureRanges,
     FeatureSection,
     Manifest,
     Metrics,
@@ -94,7 +95,7 @@ class Job:
         scorer = Scorer.for_split(ds, ds.test)
         classical, classical_predictions = self._classical(ds, data, scorer)
         references = self._references(ds, scorer)
-        with tempfile.TemporaryDirectory(prefix="tiered-train-") as tmp:
+        with tempfile.TemporaryDirectory(prefix=scratch.train_prefix()) as tmp:
             entries, predictions, validation, files = self._export(Path(tmp), ds, data, members, scorer)
             tick = time.perf_counter()
             verdict = skill.compare(data.kind, ds.target, ds.test.y, scorer.regimes, predictions,
@@ -263,7 +264,7 @@ class Job:
             family_id=family_id, created_at=now.isoformat(timespec="seconds"), source=source.describe(),
             target=TargetSection.model_validate(target.describe()),
             features=FeatureSection(window=spec.window, version=spec.version, names=list(spec.names),
-                                    use_book=spec.use_book),
+                                    use_book=spec.use_book, ranges=_ranges(ds)),
             input=TensorSpec(name=export.INPUT_NAME, shape=[None, len(spec.names)]),
             output=TensorSpec(name=target.name, shape=[None, target.width]),
             regime=routing,
@@ -281,6 +282,12 @@ class Job:
         if self.volatility is not None:
             resolved["volatility_scale"] = self.volatility.describe()
         return resolved
+
+
+def _ranges(ds: Dataset) -> FeatureRanges:
+    """The training split's range of every feature, which the service compares each window with."""
+    fitted = ranges.fit(ds.train.x, ds.spec.names)
+    return FeatureRanges(quantiles=fitted.quantiles, rows=len(ds.train.x), bounds=fitted.bounds())
 
 
 def _baseline_role(teacher: Member | None) -> str:

@@ -53,11 +53,12 @@ async def model_ready(tier: str, registry: RegistryDep) -> oip.ModelReadiness:
 
 
 @router.post("/models/{tier}/infer", summary="Inference on one tier with an FP32 feature tensor",
-             openapi_extra=wire.request_body("InferenceRequest", oip.EXAMPLE))
+             openapi_extra=wire.request_body("InferenceRequest", oip.EXAMPLE),
+             response_model_exclude_unset=True)
 async def infer(tier: str, request: Request, plane: DataPlaneDep, types: OipTypesDep,
                 settings: SettingsDep) -> oip.InferenceResponse:
     body = oip.decode(types, await request.body())
     family = plane.registry.family  # one snapshot for the checks and the run
     check_tier(family, tier, "model_name")
-    y, _ = plane.infer(tier, oip.features_tensor(body, family, settings.max_batch_items), family)
-    return oip.inference_response(body, family, tier, y)
+    done = plane.infer(tier, oip.features_tensor(body, family, settings.max_batch_items), family)
+    return oip.inference_response(body, family, tier, done.y, done.out_of_range)

@@ -11,8 +11,8 @@
 #                      after TIMEOUT seconds (default 600). Safe with any TIERED_WORKERS.
 #   reload             POST /admin/reload inside each running pod in turn (kubectl exec): no restart, the
 #                      old family serves until the new one is verified; stops at the first refusal (409),
-#                      later pods untouched. It reaches one uvicorn worker per pod, so it refuses pods
-#                      with TIERED_WORKERS above 1.
+#                      later pods untouched. A pod answers once every one of its TIERED_WORKERS workers
+#                      serves the new family.
 #
 # The target is deployment/tiered (deploy/k8s/base, the default) or inferenceservice/tiered (the KServe
 # overlay: restart goes through the InferenceService, whose Deployment KServe names tiered-predictor).

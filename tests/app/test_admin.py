@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,8 @@ def test_reload_swaps_in_the_new_current_family(
         r = c.post("/admin/reload", headers=bearer(admin_token))
         assert r.status_code == 200, r.text
         assert r.json() == {"family_id": "fam-new", "previous_family_id": old,
-                            "available": ["M0", "M1", "M2", "M3"]}
+                            "available": ["M0", "M1", "M2", "M3"],
+                            "workers": [{"pid": os.getpid(), "family_id": "fam-new", "state": "serving"}]}
         assert c.post("/predict", json=make_body()).json()["family_id"] == "fam-new"
         assert c.get("/tiers").json()["family_id"] == "fam-new"
         assert 'family_id="fam-new"' in c.get("/metrics").text

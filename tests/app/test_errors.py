@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from app import errors
 from app.errors import ServiceError
 from app.limits import BodyLimit
+from app.settings import Settings
 
 MAPPING = [
     (errors.BadRequest, 400, "bad_request"),
@@ -22,6 +23,7 @@ MAPPING = [
     (errors.FamilyRefused, 409, "family_refused"),
     (errors.PayloadTooLarge, 413, "payload_too_large"),
     (errors.InvalidInput, 422, "invalid_input"),
+    (errors.OutOfRange, 422, "out_of_training_range"),
     (errors.TierUnavailable, 503, "tier_unavailable"),
     (errors.NoTierAvailable, 503, "no_tier_available"),
 ]
@@ -77,7 +79,9 @@ def small_limit_client(limit: int) -> TestClient:
         return {"keys": len(body)}
     app.add_api_route("/echo", echo, methods=["POST"])
     app.add_api_route("/v2/echo", echo, methods=["POST"])
-    app.add_middleware(BodyLimit, max_bytes=limit)
+    fields = Settings.model_fields
+    app.add_middleware(BodyLimit, max_bytes=limit, gap_seconds=fields["body_gap_seconds"].default,
+                       total_seconds=fields["body_timeout_seconds"].default)
     return TestClient(app)
 
 

@@ -47,9 +47,14 @@ def test_an_unknown_override_is_refused_naming_the_field(family):
     assert e.value.field == "items[3].tier"
 
 
-def test_an_unavailable_override_falls_back_to_the_regime_tier(family):
-    r = route(without(family, "M1"), "calm", override="M1")
-    assert (r.tier, r.requested, r.reason) == ("M3", "M1", "fallback")
+@pytest.mark.parametrize(("missing", "override", "expected"), [
+    (("M1",), "M1", "M0"),  # the larger neighbour first, not the calm regime's M3
+    (("M1", "M0"), "M1", "M2"),
+    (("M3",), "M3", "M2"),
+])
+def test_an_unavailable_override_falls_back_to_its_nearest_neighbour(family, missing, override, expected):
+    r = route(without(family, *missing), "calm", override=override)
+    assert (r.tier, r.requested, r.reason) == (expected, override, "fallback")
 
 
 @pytest.mark.parametrize(("missing", "wanted", "expected"), [
@@ -132,7 +137,7 @@ def test_predict_over_http_reports_budget_override_and_fallback(
     assert (override["tier"], override["reason"]) == ("M0", "override")
     assert budget["reason"] == "budget" and budget["tier"] in ("M2", "M3")
     assert (fallback["requested_tier"], fallback["tier"], fallback["reason"]) == ("M1", "M0", "fallback")
-    assert (asked["requested_tier"], asked["tier"], asked["reason"]) == ("M1", "M3", "fallback")
+    assert (asked["requested_tier"], asked["tier"], asked["reason"]) == ("M1", "M0", "fallback")
 
 
 def test_predict_is_503_when_no_tier_loaded(store_copy, client_for, make_body):

@@ -57,3 +57,18 @@ def test_the_server_pid_is_found_only_among_our_children():
     with pytest.raises(soak.server.ServerFailed, match="no child process"):
         soak.server_pid("http://127.0.0.1:9")
     assert soak.rss_mib(os.getpid()) > 0
+
+
+@pytest.fixture(scope="module")
+def two_workers(quick_store: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return soak.run(True, tmp_path_factory.mktemp("soak2"), models=quick_store, workers=2)
+
+
+def test_quick_soak_with_two_workers_fails_no_request_and_its_memory_does_not_grow(two_workers, quick):
+    assert two_workers["workers"] == 2
+    assert two_workers["errors"] == 0 and two_workers["capacity"]["errors"] == 0
+    assert two_workers["rss_growth"] < soak.TARGET_GROWTH
+    # The memory read is the supervisor's and every worker's: one process more than with one worker.
+    assert two_workers["server_processes"] == quick["server_processes"] + 1
+    assert two_workers["rss_mib"]["ready"] > quick["rss_mib"]["ready"]
+    assert "soak of POST /predict, 2 workers" in soak.markdown(two_workers)

@@ -2,12 +2,14 @@
 installed without extras into a fresh virtual environment, then the image's command run from there.
 
 It proves the service installs and answers /readyz without torch, and that the reload of deploy/rollout.sh
-and of deploy/k8s/rollout.sh works against it and stops at a family it refuses. It needs the package
-registry (the fresh environment installs the serving dependencies; pip's cache makes it quick).
+and of deploy/k8s/rollout.sh works against it, with two workers, and stops at a family it refuses. It
+needs the package registry (the fresh environment installs the serving dependencies; pip's cache makes
+it quick).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -21,11 +23,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from models.store import set_current
+from models.store import MANIFEST, set_current
 
 REPO = Path(__file__).resolve().parents[2]
 READY_SECONDS = 60.0
 TOKEN = "a-test-token-of-more-than-16-characters"
+WORKERS = 2  # the rollouts' reload must reach every worker of a replica
 
 Instruction = tuple[str, str]
 Rollout = Callable[..., tuple[subprocess.CompletedProcess[str], list[str]]]
@@ -78,7 +81,7 @@ def serving_env(serve_chain: list[Instruction], bin_dir: Path, store: Path, port
     return {**inherited, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
             **{name: value for name, value in image.items() if name.startswith("TIERED_")},
             "TIERED_MODELS_DIR": str(store), "TIERED_HOST": "127.0.0.1", "TIERED_PORT": str(port),
-            "TIERED_ADMIN_TOKEN": TOKEN}
+            "TIERED_ADMIN_TOKEN": TOKEN, "TIERED_WORKERS": str(WORKERS)}
 
 
 def wait_until_ready(url: str, server: subprocess.Popen[bytes]) -> int | None:
@@ -101,6 +104,8 @@ def move_current_to_a_broken_copy(store: Path, family_dir: Path) -> None:
     """A new family whose M2 file no longer matches its manifest's sha256, made CURRENT."""
     broken = store / "fam-broken"
     shutil.copytree(family_dir, broken)
+    manifest = json.loads((broken / MANIFEST).read_text())
+    (broken / MANIFEST).write_text(json.dumps({**manifest, "family_id": broken.name}))
     (broken / "M2.onnx").write_bytes(b"not an onnx graph")
     set_current(store, broken.name)
 
@@ -140,6 +145,7 @@ def test_serve_stage_install_has_no_torch_and_answers_readyz(
             reloaded, _ = rollout("reload", containers="replica-1", exec_mode="run", env=env)
             assert reloaded.returncode == 0 and '"family_id"' in reloaded.stdout, (
                 f"rollout.sh reload:\n{reloaded.stdout}{reloaded.stderr}\n{log_path.read_text()}")
+            assert reloaded.stdout.count('"state":"serving"') == WORKERS, reloaded.stdout
             # deploy/k8s/rollout.sh's reload, as inside each pod: taken, then a family the server refuses
             # stops the rollout at the first pod, the second untouched.
             reloaded, _ = k8s_rollout("reload", pods="pod-1", exec_mode="run", env=env)

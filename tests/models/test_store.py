@@ -9,6 +9,7 @@ from models.manifest import Manifest
 from models.store import (
     StoreError,
     load_current,
+    load_family_dir,
     read_current,
     read_manifest,
     set_current,
@@ -111,3 +112,21 @@ def test_a_missing_or_garbled_current_is_refused_with_the_fix(tmp_path):
     (tmp_path / "CURRENT").write_text("../../etc\n")
     with pytest.raises(StoreError, match="not a family id"):
         read_current(tmp_path)
+
+
+def test_a_family_is_read_by_its_id_whatever_current_says(tmp_path):
+    store = tmp_path / "store"
+    first = write(store, "fam-1", tmp_path)
+    write(store, "fam-2", tmp_path)
+    assert read_current(store) == "fam-2"
+    assert load_family_dir(store, "fam-1") == (first, manifest("fam-1"))
+
+
+def test_a_directory_whose_manifest_names_another_family_is_refused_naming_both(tmp_path):
+    store = tmp_path / "store"
+    family_dir = write(store, "fam-1", tmp_path)
+    family_dir.rename(store / "fam-copy")
+    set_current(store, "fam-copy")
+    for load in (lambda: load_current(store), lambda: load_family_dir(store, "fam-copy")):
+        with pytest.raises(StoreError, match=r"names family 'fam-1', but its directory is fam-copy"):
+            load()

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -29,6 +30,7 @@ import pytest
 
 from market.regime import REGIMES
 from market.synthetic import SyntheticMarket, simulate
+from models.store import MANIFEST
 
 HOST = "127.0.0.1"
 READY_SECONDS = 120.0  # four tiers loaded and warmed up on a busy 2-core machine
@@ -106,6 +108,37 @@ def batch_body(requests_by_regime: dict[str, list[dict[str, Any]]]) -> dict[str,
     return {"items": [r for name in REGIMES for r in requests_by_regime[name]]}
 
 
+def copy_family(store: Path, family_id: str, new_id: str) -> Path:
+    """A copy of a family of the store under a new id, which its manifest names too; CURRENT unchanged."""
+    copy = store / new_id
+    shutil.copytree(store / family_id, copy)
+    manifest = json.loads((copy / MANIFEST).read_text())
+    (copy / MANIFEST).write_text(json.dumps({**manifest, "family_id": new_id}))
+    return copy
+
+
+def read_response(s: socket.socket, buffer: bytearray) -> tuple[int, bytes]:
+    """One Content-Length framed response from the socket; `buffer` keeps what belongs to the next."""
+    while b"\r\n\r\n" not in buffer:
+        more = s.recv(65536)
+        if not more:
+            raise ConnectionError("closed before a response")
+        buffer += more
+    top, _, _ = bytes(buffer).partition(b"\r\n\r\n")
+    lines = top.decode("latin-1").split("\r\n")
+    length = next(int(v) for k, _, v in (line.partition(":") for line in lines[1:])
+                  if k.strip().lower() == "content-length")
+    start = len(top) + 4
+    while len(buffer) < start + length:
+        more = s.recv(65536)
+        if not more:
+            raise ConnectionError("closed in the middle of a response")
+        buffer += more
+    body = bytes(buffer[start:start + length])
+    del buffer[:start + length]
+    return int(lines[0].split()[1]), body
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
@@ -114,7 +147,7 @@ def free_port() -> int:
 
 @dataclass(frozen=True)
 class Server:
-    """A running `tiered serve` (one worker): its URL, process and log file."""
+    """A running `tiered serve`: its URL, process (the supervisor) and log file."""
 
     url: str
     port: int
@@ -123,6 +156,20 @@ class Server:
 
     def tail(self, lines: int = 20) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def workers(self) -> list[int]:
+        """The pids of the processes that serve: the supervisor's workers (spawned interpreters), or the
+        server's own when it has none."""
+        pids = []
+        for entry in Path("/proc").iterdir():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                command = (entry / "cmdline").read_bytes()
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid == self.process.pid and b"spawn_main" in command:
+                pids.append(int(entry.name))
+        return sorted(pids) or [self.process.pid]
 
 
 def server_environment(store: Path, port: int, settings: dict[str, str]) -> dict[str, str]:
@@ -133,12 +180,15 @@ def server_environment(store: Path, port: int, settings: dict[str, str]) -> dict
 
 
 @contextmanager
-def serving(store: Path, log: Path, **settings: str) -> Iterator[Server]:
-    """`tiered serve` on a free loopback port, ready; stopped (SIGTERM, then SIGKILL) however it ends."""
+def serving(store: Path, log: Path, open_files: int | None = None, **settings: str) -> Iterator[Server]:
+    """`tiered serve` on a free loopback port, ready; stopped (SIGTERM, then SIGKILL) however it ends.
+    `open_files`: the server's open-file limit (`ulimit -n`), soft and hard."""
     port = free_port()
-    tiered = Path(sys.executable).parent / "tiered"
+    command = [str(Path(sys.executable).parent / "tiered"), "serve"]
+    if open_files is not None:  # the shell sets the limit, then becomes the server (exec)
+        command = ["sh", "-c", f'ulimit -n {open_files} && exec "$0" "$@"', *command]
     with log.open("wb") as sink:
-        process = subprocess.Popen([str(tiered), "serve"], env=server_environment(store, port, settings),
+        process = subprocess.Popen(command, env=server_environment(store, port, settings),
                                    stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
         server = Server(f"http://{HOST}:{port}", port, process, log)
         try:

@@ -13,7 +13,6 @@ import asyncio
 import hashlib
 import hmac
 import json
-import shutil
 import subprocess
 import sys
 import time
@@ -24,7 +23,8 @@ from typing import Any
 import httpx
 import pytest
 
-from models.store import MANIFEST, read_current, set_current
+from models.store import read_current, set_current
+from tests.reliability.conftest import copy_family
 
 REQUESTS = 2000
 CONNECTIONS = 8
@@ -98,11 +98,7 @@ async def drive(url: str, bodies: list[bytes], reloads: list[Reload], before_bad
 
 def break_a_copy(store: Path, family_id: str, broken_id: str) -> None:
     """A copy of the family with one tier file changed, made CURRENT."""
-    broken = store / broken_id
-    shutil.copytree(store / family_id, broken)
-    manifest = json.loads((broken / MANIFEST).read_text())
-    manifest["family_id"] = broken_id
-    (broken / MANIFEST).write_text(json.dumps(manifest))
+    broken = copy_family(store, family_id, broken_id)
     (broken / "M2.onnx").write_bytes(b"not a model")
     set_current(store, broken_id)
 
@@ -130,8 +126,10 @@ def test_reload_under_load_fails_no_request_and_switches_family_atomically(
     assert run.failures == [] and len(run.answers) == REQUESTS
     wrong, missing, good, bad = run.reloads
     assert (wrong.status, missing.status) == (401, 401)
-    assert good.status == 200 and good.body == {"family_id": new, "previous_family_id": old,
-                                                "available": ["M0", "M1", "M2", "M3"]}, good.body
+    assert good.status == 200, good.body
+    assert {k: v for k, v in good.body.items() if k != "workers"} == {
+        "family_id": new, "previous_family_id": old, "available": ["M0", "M1", "M2", "M3"]}
+    assert [(w["family_id"], w["state"]) for w in good.body["workers"]] == [(new, "serving")]
     assert bad.status == 409 and bad.body["error"]["code"] == "family_refused"
     assert "fam-broken" in bad.body["error"]["message"] and "M2" in bad.body["error"]["message"]
     assert ready["family_id"] == new and ready["status"] == "ready"

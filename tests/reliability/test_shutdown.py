@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from tests.reliability.conftest import read_response
+
 pytestmark = pytest.mark.slow
 
 CONNECTIONS = 8
@@ -29,28 +31,6 @@ EXIT_SLACK_SECONDS = 3.0  # interpreter and onnxruntime teardown after uvicorn s
 def request(path: str, body: bytes) -> bytes:
     return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n\r\n").encode() + body
-
-
-def read_response(s: socket.socket, buffer: bytearray) -> tuple[int, bytes]:
-    """One Content-Length framed response from the socket; `buffer` keeps what belongs to the next."""
-    while b"\r\n\r\n" not in buffer:
-        more = s.recv(65536)
-        if not more:
-            raise ConnectionError("closed before a response")
-        buffer += more
-    top, _, _ = bytes(buffer).partition(b"\r\n\r\n")
-    lines = top.decode("latin-1").split("\r\n")
-    length = next(int(v) for k, _, v in (line.partition(":") for line in lines[1:])
-                  if k.strip().lower() == "content-length")
-    start = len(top) + 4
-    while len(buffer) < start + length:
-        more = s.recv(65536)
-        if not more:
-            raise ConnectionError("closed in the middle of a response")
-        buffer += more
-    body = bytes(buffer[start:start + length])
-    del buffer[:start + length]
-    return int(lines[0].split()[1]), body
 
 
 class Client(threading.Thread):
