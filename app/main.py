@@ -40,7 +40,8 @@ log = logging.getLogger("app")
 
 DESCRIPTION = """\
 Predicts the next bar's return for a market window with a family of distilled models (M0 teacher →
-M3 tiny), choosing the tier by market regime: calm → M3, normal → M2, volatile → M1, crisis → M0.
+M3 tiny), choosing the tier by market regime: the smallest tier good enough for the window's regime, by
+the family's regime → tier map (`GET /tiers` shows it and the validation evidence it was learned from).
 Every answer says which tier answered and why (`regime`, `override`, `budget` or `fallback`).
 Errors answer `{"error": {"code", "message", "field"}}`; under `/v2` the Open Inference Protocol's
 `{"error": "..."}`.
