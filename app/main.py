@@ -1,12 +1,12 @@
 """The FastAPI application: `create_app(settings)` builds a fresh app; its lifespan loads the family.
 
 Nothing is loaded at import. The lifespan loads the family CURRENT points at into `app.state`
-(registry, data plane, counters) and refuses to start when the family is unusable; a family with some
-broken tiers starts degraded. With several workers, the counters live in the multiprocess directory
-(`app/multiproc.py`), which the command prepared before the workers started. The live symbols
-(`app/live`) start after the family and stop first: two lines below, `_follow` and `live.stop()`,
-are all the process model needs to know about them (each worker follows every feed). `create_app_from_env`
-is the factory uvicorn imports when it runs several worker processes. The request decoders are built
+(registry, data plane, the Open Inference Protocol's models, counters) and refuses to start when the
+family is unusable; a family with some broken tiers starts degraded. With several workers, the counters
+live in the multiprocess directory (`app/multiproc.py`), which the command prepared before the workers
+started. The live symbols (`app/live`) start after the family and stop first: two lines below, `_follow`
+and `live.stop()`, are all the process model needs to know about them (each worker follows every feed).
+`create_app_from_env` is the factory uvicorn imports when it runs several worker processes. The request decoders are built
 here from the settings, so the OpenAPI document states the caps that are enforced.
 """
 
@@ -22,11 +22,13 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from app import errors, multiproc, oip, wire
 from app.dataplane import DataPlane
+from app.inference import Inference, Limits
 from app.limits import BodyLimit
 from app.live import views
 from app.live.follower import Live
 from app.metrics import Metrics
 from app.registry import Registry
+from app.routed import RoutedModel
 from app.routes import admin, bench, health, predict, symbols, tiers, v2, ws
 from app.settings import Settings
 
@@ -58,7 +60,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics.serving(family)
         app.state.registry = registry
         app.state.metrics = metrics
-        app.state.plane = DataPlane(registry, metrics)
+        plane = app.state.plane = DataPlane(registry, metrics)
+        limits = Limits(settings.max_batch_items, settings.max_candles)
+        routed = RoutedModel(plane, limits, app.state.codec.now_ms)
+        app.state.inference = Inference(plane, limits, routed)
         app.state.live = await _follow(settings, app.state.plane, metrics)
         yield
         await app.state.live.stop()
@@ -69,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Decoders built from the settings: their caps are the configured limits, in the OpenAPI document too.
     app.state.settings = settings
     app.state.codec = wire.Codec(wire.Limits(settings.max_candles, settings.max_batch_items))
-    app.state.oip_types = oip.request_types(settings.max_batch_items)
+    app.state.oip_types = oip.request_types(oip.max_values(settings.max_batch_items, settings.max_candles))
     _document(app, app.state.codec, app.state.oip_types)
     if settings.bench_routes:  # first, so the baseline pays no more route matching than /predict
         app.include_router(bench.router)
