@@ -2,11 +2,13 @@
 
 Nothing is loaded at import. The lifespan loads the family CURRENT points at into `app.state`
 (registry, data plane, the Open Inference Protocol's models, counters) and refuses to start when the
-family is unusable; a family with some broken tiers starts degraded. With several workers, the counters
-live in the multiprocess directory (`app/multiproc.py`), which the command prepared before the workers
-started. The live symbols (`app/live`) start after the family and stop first: two lines below, `_follow`
-and `live.stop()`, are all the process model needs to know about them (each worker follows every feed).
-`create_app_from_env` is the factory uvicorn imports when it runs several worker processes. The request decoders are built
+family is unusable; a family with some broken tiers starts degraded. With TIERED_GRPC_PORT set, the
+lifespan also runs the gRPC server (`app/grpc_server.py`) for as long as the app serves, in every
+worker. With several workers, the counters live in the multiprocess directory (`app/multiproc.py`),
+which the command prepared before the workers started. The live symbols (`app/live`) start after the
+family and stop first: two lines below, `_follow` and `live.stop()`, are all the process model needs
+to know about them (each worker follows every feed). `create_app_from_env` is the factory uvicorn
+imports when it runs several worker processes. The request decoders are built
 here from the settings, so the OpenAPI document states the caps that are enforced.
 """
 
@@ -20,7 +22,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from app import errors, multiproc, oip, wire
+from app import errors, grpc_server, multiproc, oip, wire
 from app.dataplane import DataPlane
 from app.inference import Inference, Limits
 from app.limits import BodyLimit
@@ -63,10 +65,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         plane = app.state.plane = DataPlane(registry, metrics)
         limits = Limits(settings.max_batch_items, settings.max_candles)
         routed = RoutedModel(plane, limits, app.state.codec.now_ms)
-        app.state.inference = Inference(plane, limits, routed)
+        models = app.state.inference = Inference(plane, limits, routed)
         app.state.live = await _follow(settings, app.state.plane, metrics)
-        yield
-        await app.state.live.stop()
+        async with grpc_server.serving(settings, models):  # off unless TIERED_GRPC_PORT is set
+            yield
+            await app.state.live.stop()
         if shared is not None:
             multiproc.leave(shared)
 
