@@ -85,6 +85,8 @@ def _unbindable(host: str, port: int) -> str | None:
     try:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
         with socket.socket(family, socket.SOCK_STREAM) as s:
+            # As the servers bind: a port whose old connections linger in TIME_WAIT is free for them.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind((host, port))
     except OSError as e:
         return e.strerror or str(e)
