@@ -28,7 +28,7 @@ from pydantic import BaseModel
 from starlette.datastructures import Headers
 from starlette.responses import Response
 
-from app import tensors, wire
+from app import examples, tensors, wire
 from app.errors import BadRequest, InvalidInput
 from app.inference import FEATURES, ModelInfo, Request, Result
 from app.tensors import Incoming
@@ -131,10 +131,14 @@ def request_types(max_values: int) -> RequestTypes:
     return RequestTypes(request, msgspec.json.Decoder(request))
 
 
-EXAMPLE: Any = {"example-1": {"summary": "one row of features (tiers M0..M3)", "value": {
-    "id": "example-1",
-    "inputs": [{"name": FEATURES, "shape": [1, len(FEATURE_NAMES)], "datatype": "FP32",
-                "data": [0.0] * len(FEATURE_NAMES)}]}}}
+EXAMPLE: Any = {
+    "tier": {"summary": "a tier (M0..M3): one row of features", "value": {
+        "id": "example-1",
+        "inputs": [{"name": FEATURES, "shape": [1, len(FEATURE_NAMES)], "datatype": "FP32",
+                    "data": [0.0] * len(FEATURE_NAMES)}]}},
+    "tiered": {"summary": "the routed model `tiered`: one window of 48 bars and their open times",
+               "value": examples.ROUTED_INFER},
+}
 
 
 @dataclass(frozen=True)

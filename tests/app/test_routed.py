@@ -199,3 +199,15 @@ def test_a_bad_window_is_a_400_naming_the_tensor_element(client, change, words):
     r = client.post("/v2/models/tiered/infer", json=_broken(change))
     assert r.status_code == 400 and set(r.json()) == {"error"}, r.text
     assert words in r.json()["error"], r.json()
+
+
+def test_the_openapi_examples_are_served_and_the_routed_one_is_predicts_answer(client, output_name):
+    spec = client.get("/openapi.json").json()
+    examples = spec["paths"]["/v2/models/{model}/infer"]["post"]["requestBody"]["content"][
+        "application/json"]["examples"]
+    assert client.post("/v2/models/M3/infer", json=examples["tier"]["value"]).status_code == 200
+    body = examples["tiered"]["value"]
+    got = outputs(client.post("/v2/models/tiered/infer", json=body))
+    window, ts = (np.array(t["data"]).reshape(t["shape"])[0] for t in body["inputs"])
+    expected = client.post("/predict", json=predict_body(window.astype(np.float32), ts, book=False)).json()
+    assert float(got[output_name][0, 0]) == expected["prediction"]
