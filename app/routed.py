@@ -10,8 +10,9 @@ Inputs, B windows of W bars (1 ≤ B ≤ TIERED_MAX_BATCH_ITEMS, family window �
   * TS INT64 [B, W], optional: each bar's open time in epoch milliseconds.
 Outputs: the family's target (e.g. `return`) FP32 [B, K]; TIER INT64 [B, 1], the index of the tier that
 answered in the family's order (largest first); REGIME INT64 [B, 1], the index of the regime in
-`market.regime.REGIMES`. The index → name maps are in the model's metadata, `properties` (the protocol's
-string map on model metadata, over REST and gRPC alike): `labels.TIER`, `labels.REGIME` and, for a
+`market.regime.REGIMES`. The index → name maps are in the model's metadata, `properties` (a string map:
+a JSON object over REST, field 6 of ModelMetadataResponse over gRPC, which tritonclient.grpc's own message
+does not define, so its users read the maps over REST): `labels.TIER`, `labels.REGIME` and, for a
 target with classes, `labels.<target>`, names comma-separated in index order. Request parameters
 `tier` (an override) and `max_latency_ms` (a latency budget) act as on /predict.
 
