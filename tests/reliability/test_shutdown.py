@@ -208,7 +208,10 @@ def test_sigterm_lets_grpc_calls_in_flight_finish_then_refuses_new_ones_and_exit
         callers = [GrpcCaller(grpc_port, window) for _ in range(4)]
         for caller in callers:
             caller.start()
+        deadline = time.monotonic() + 60
         while min(len(caller.calls) for caller in callers) < 2:
+            assert all(caller.is_alive() for caller in callers), [caller.calls for caller in callers]
+            assert time.monotonic() < deadline, "the callers never got two answers each"
             time.sleep(0.01)
         signalled = time.monotonic()
         server.process.send_signal(signal.SIGTERM)
