@@ -42,6 +42,7 @@ CODES: dict[type[ServiceError], grpc.StatusCode] = {
     errors.InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
     errors.UnknownModel: grpc.StatusCode.NOT_FOUND,
     errors.UnknownTier: grpc.StatusCode.NOT_FOUND,
+    errors.UnknownSymbol: grpc.StatusCode.NOT_FOUND,  # no gRPC method names a symbol; kept total
     errors.PayloadTooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.TierUnavailable: grpc.StatusCode.UNAVAILABLE,
     errors.NoTierAvailable: grpc.StatusCode.UNAVAILABLE,

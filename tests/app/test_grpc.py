@@ -73,6 +73,7 @@ CODES = [
     (errors.AdminDisabled, grpc.StatusCode.PERMISSION_DENIED),
     (errors.UnknownTier, grpc.StatusCode.NOT_FOUND),
     (errors.UnknownModel, grpc.StatusCode.NOT_FOUND),
+    (errors.UnknownSymbol, grpc.StatusCode.NOT_FOUND),
     (errors.FamilyRefused, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.PayloadTooLarge, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (errors.TierUnavailable, grpc.StatusCode.UNAVAILABLE),
