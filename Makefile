@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 STORE  ?= models/store
 PORT   ?= 8000
 
-.PHONY: install run train test lint bench clean
+.PHONY: install run train test lint bench proto clean
 
 install: $(STAMP)
 
@@ -32,6 +32,10 @@ lint: install
 
 bench: install
 	$(BIN)/python -m bench
+
+# After editing app/proto/inference.proto: the descriptor set the gRPC server loads (commit both).
+proto: install
+	$(BIN)/python -m app.proto
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

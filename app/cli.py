@@ -1,7 +1,7 @@
 """`tiered serve` (and `python -m app`): serve the current family over HTTP, from a supervisor and
 TIERED_WORKERS worker processes running uvicorn (`app/supervisor.py`).
 
-    tiered serve [--models DIR] [--host HOST] [--port PORT] [--workers N] [--feed SPEC ...]
+    tiered serve [--models DIR] [--host HOST] [--port PORT] [--grpc-port PORT] [--workers N] [--feed SPEC ...]
 
 Flags override TIERED_* environment variables, which override the defaults in `app/settings.py`;
 with no flags at all the service is configured by the environment alone (the container runs exactly
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,8 @@ def register(sub: Any) -> None:
                    help="the store holding CURRENT (TIERED_MODELS_DIR, default models/store)")
     p.add_argument("--host", default=None, help="address to bind (TIERED_HOST, default 127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="port (TIERED_PORT, default 8000)")
+    p.add_argument("--grpc-port", type=int, default=None,
+                   help="the Open Inference Protocol over gRPC on this port (TIERED_GRPC_PORT, default off)")
     p.add_argument("--workers", type=int, default=None, help="worker processes (TIERED_WORKERS, default 1)")
     p.add_argument("--feed", action="append", default=None, metavar="[NAME=]SPEC",
                    help="follow a symbol, repeatable: bybit:CATEGORY:SYMBOL:INTERVAL "
@@ -47,8 +50,8 @@ def serve(args: argparse.Namespace) -> int:
     from app.live import follower
     from app.settings import Settings
 
-    flags = {"models_dir": args.models, "host": args.host, "port": args.port, "workers": args.workers,
-             "feeds": args.feed}
+    flags = {"models_dir": args.models, "host": args.host, "port": args.port, "grpc_port": args.grpc_port,
+             "workers": args.workers, "feeds": args.feed}
     flags = {name: value for name, value in flags.items() if value is not None}
     try:
         settings = Settings(**flags)
@@ -67,7 +70,24 @@ def serve(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"tiered serve: --feed: {e}", file=sys.stderr)
         return 2
+    if settings.grpc_port is not None and (problem := _unbindable(settings.host, settings.grpc_port)):
+        print(f"tiered serve: grpc_port: cannot listen on {settings.host}:{settings.grpc_port} ({problem}); "
+              "choose a free port", file=sys.stderr)
+        return 2
     return _run(settings, family_id)
+
+
+def _unbindable(host: str, port: int) -> str | None:
+    """Why the port cannot be bound now (another process holds it, say); checked before the long start."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            # As the servers bind: a port whose old connections linger in TIME_WAIT is free for them.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((host, port))
+    except OSError as e:
+        return e.strerror or str(e)
+    return None
 
 
 def _run(settings: Any, family_id: str) -> int:

@@ -1,5 +1,5 @@
-"""Typed dependencies the routes declare: settings, data plane, codecs, registry, counters, control
-and live symbols.
+"""Typed dependencies the routes declare: settings, data plane, the Open Inference Protocol's models,
+codecs, registry, counters, control and live symbols.
 
 Everything lives on `app.state`, put there by the lifespan in `app/main.py`. The getters are
 `async def` on purpose: FastAPI runs a plain `def` dependency in its thread pool, and that hop cost
@@ -20,6 +20,7 @@ from app import oip
 from app.control import Control
 from app.dataplane import DataPlane
 from app.errors import AdminDisabled, Unauthorized
+from app.inference import Inference
 from app.live.follower import Live
 from app.metrics import Metrics
 from app.registry import Registry
@@ -43,6 +44,10 @@ async def get_oip_types(request: Request) -> oip.RequestTypes:
     return request.app.state.oip_types
 
 
+async def get_inference(request: Request) -> Inference:
+    return request.app.state.inference
+
+
 async def get_registry(request: Request) -> Registry:
     return request.app.state.registry
 
@@ -63,6 +68,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 DataPlaneDep = Annotated[DataPlane, Depends(get_plane)]
 CodecDep = Annotated[Codec, Depends(get_codec)]
 OipTypesDep = Annotated[oip.RequestTypes, Depends(get_oip_types)]
+InferenceDep = Annotated[Inference, Depends(get_inference)]
 RegistryDep = Annotated[Registry, Depends(get_registry)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 LiveDep = Annotated[Live, Depends(get_live)]

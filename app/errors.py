@@ -8,6 +8,7 @@ ServiceError                        body {"error": {"code", "message", "field"}}
  ├── Unauthorized       401         missing or wrong admin token
  ├── AdminDisabled      403         no admin token configured, so the admin API is off
  ├── UnknownTier        404         a tier name the family does not have
+ ├── UnknownModel       404         an Open Inference Protocol model or version this server does not serve
  ├── UnknownSymbol      404         a symbol the service does not follow
  ├── FamilyRefused      409         a family that fails verification (the old one keeps serving)
  ├── PayloadTooLarge    413         a body over TIERED_MAX_BODY_BYTES, refused before parsing
@@ -15,7 +16,9 @@ ServiceError                        body {"error": {"code", "message", "field"}}
  └── NoTierAvailable    503         no tier of the family loaded
 Framework errors (malformed JSON, schema violations, unknown routes) are mapped into the same shape;
 anything unexpected becomes a 500 that names no file, path or stack frame (the log has those).
-Under /v2 the Open Inference Protocol's own shape is used instead: {"error": "<message>"}.
+Under /v2 the Open Inference Protocol's own shape is used instead, {"error": "<message>"}, and its own
+status for a bad request: 400 for InvalidInput too (`oip_status`). gRPC maps the same errors to its
+status codes in `app/grpc_server.py`.
 """
 
 from __future__ import annotations
@@ -64,6 +67,10 @@ class AdminDisabled(ServiceError):
 
 class UnknownTier(ServiceError):
     status, code = 404, "unknown_tier"
+
+
+class UnknownModel(ServiceError):
+    status, code = 404, "unknown_model"
 
 
 class UnknownSymbol(ServiceError):
@@ -155,10 +162,16 @@ def _is_oip(path: str) -> bool:
     return path == OIP_PREFIX or path.startswith(OIP_PREFIX + "/")
 
 
+def oip_status(exc: ServiceError) -> int:
+    """The status of a domain error under the Open Inference Protocol, which answers every bad request 400."""
+    return BadRequest.status if isinstance(exc, InvalidInput) else exc.status
+
+
 async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
-    return error_response(request, exc.status, exc.code, exc.message, exc.field, headers)
+    status = oip_status(exc) if _is_oip(request.url.path) else exc.status
+    return error_response(request, status, exc.code, exc.message, exc.field, headers)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -73,3 +73,10 @@ ANSWER: Any = {'tier': 'M3',
                'prediction': 0.00027252748259343207,
                'target': {'name': 'return', 'horizon': 1, 'units': 'log return, log(close[t+h] / close[t])'},
                'latency_us': 1320.086}
+
+# The routed model `tiered` of the Open Inference Protocol on the same window: WINDOW [1, 48, 5] and TS
+# [1, 48], flat row-major (app/routed.py); its answer is /predict's for this window without the book.
+ROUTED_INFER: Any = {"inputs": [
+    {"name": "WINDOW", "shape": [1, len(CANDLES), 5], "datatype": "FP32",
+     "data": [c[k] for c in CANDLES for k in ("open", "high", "low", "close", "volume")]},
+    {"name": "TS", "shape": [1, len(CANDLES)], "datatype": "INT64", "data": [c["ts"] for c in CANDLES]}]}

@@ -3,15 +3,17 @@ family and runs the worker's background work.
 
 Nothing is loaded at import. The lifespan loads the family the control names (under `tiered serve`,
 the family the supervisor pinned; alone, the one CURRENT points at) into `app.state` (registry, data
-plane, counters) and refuses to start when the family is unusable; a family with some broken tiers
-starts degraded. With several workers, the counters live in the multiprocess directory
-(`app/multiproc.py`), which the supervisor prepared before the workers started. The request decoders
-are built here from the settings, so the OpenAPI document states the caps that are enforced.
+plane, the Open Inference Protocol's models, counters) and refuses to start when the family is
+unusable; a family with some broken tiers starts degraded. With several workers, the counters live in
+the multiprocess directory (`app/multiproc.py`), which the supervisor prepared before the workers
+started. The request decoders are built here from the settings, so the OpenAPI document states the
+caps that are enforced.
 
 Per-worker background work is started in the lifespan once the family is loaded, each as an async
 context manager entered on the `worker_tasks` stack, and stopped in reverse order when the worker
-stops (after uvicorn has drained the requests): the supervisor's control channel, then the live
-symbols (`app/live`: each worker follows every feed), which therefore stop first.
+stops (after uvicorn has drained the requests): the supervisor's control channel; the gRPC server
+(`app/grpc_server.py`, only with TIERED_GRPC_PORT set; every worker binds the port, SO_REUSEPORT
+shares it); then the live symbols (`app/live`: each worker follows every feed), which stop first.
 """
 
 from __future__ import annotations
@@ -24,15 +26,17 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from app import errors, oip, wire
+from app import errors, grpc_server, oip, wire
 from app.control import Control, Local
 from app.dataplane import DataPlane, RangePolicy
 from app.head import HeadAsGet
+from app.inference import Inference, Limits
 from app.limits import BodyLimit
 from app.live import views
 from app.live.follower import Live
 from app.metrics import Metrics
 from app.registry import Registry
+from app.routed import RoutedModel
 from app.routes import admin, bench, health, predict, symbols, tiers, v2, ws
 from app.settings import Settings
 
@@ -64,12 +68,16 @@ def create_app(settings: Settings | None = None, control: Control | None = None)
         metrics.serving(family)
         app.state.registry = registry
         app.state.metrics = metrics
-        app.state.plane = DataPlane(registry, metrics, RangePolicy(settings.out_of_range == "refuse",
-                                                                    settings.range_margin))
+        plane = app.state.plane = DataPlane(registry, metrics, RangePolicy(settings.out_of_range == "refuse",
+                                                                           settings.range_margin))
+        limits = Limits(settings.max_batch_items, settings.max_candles)
+        routed = RoutedModel(plane, limits, app.state.codec.now_ms)
+        models = app.state.inference = Inference(plane, limits, routed)
         app.state.control = control
         async with AsyncExitStack() as worker_tasks:
             await worker_tasks.enter_async_context(control.attached(registry, metrics))
-            app.state.live = await _follow(settings, app.state.plane, metrics)
+            await worker_tasks.enter_async_context(grpc_server.serving(settings, models))
+            app.state.live = await _follow(settings, plane, metrics)
             worker_tasks.push_async_callback(app.state.live.stop)
             control.ready(family)
             yield
@@ -81,7 +89,7 @@ def create_app(settings: Settings | None = None, control: Control | None = None)
     # Decoders built from the settings: their caps are the configured limits, in the OpenAPI document too.
     app.state.settings = settings
     app.state.codec = wire.Codec(wire.Limits(settings.max_candles, settings.max_batch_items))
-    app.state.oip_types = oip.request_types(settings.max_batch_items)
+    app.state.oip_types = oip.request_types(oip.max_values(settings.max_batch_items, settings.max_candles))
     _document(app, app.state.codec, app.state.oip_types)
     if settings.bench_routes:  # first, so the baseline pays no more route matching than /predict
         app.include_router(bench.router)

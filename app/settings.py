@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     # Loopback by default: exposing the service is a decision (the container sets TIERED_HOST=0.0.0.0).
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    grpc_port: int | None = Field(default=None, ge=1, le=65535, description="the Open Inference Protocol "
+                                  "over gRPC on this port, beside HTTP on the same host; unset: off")
+    grpc_max_message_bytes: int = Field(default=4 * MIB, ge=1024, le=1 << 30, description="the largest gRPC "
+                                        "message received or sent (grpc.max_receive/send_message_length)")
     workers: int = Field(default=1, ge=1, le=64)
     metrics_dir: Path | None = Field(default=None, description="where several workers share their metrics; "
                                      "emptied at start (default: a directory in the system's temp dir)")
@@ -109,6 +113,12 @@ class Settings(BaseSettings):
             raise ValueError(f"admin_token must be at least {MIN_TOKEN_CHARS} characters; generate one "
                              "with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`")
         return raw
+
+    @model_validator(mode="after")
+    def _ports_differ(self) -> Settings:
+        if self.grpc_port == self.port:
+            raise ValueError(f"grpc_port {self.grpc_port} is the HTTP port too; give gRPC a port of its own")
+        return self
 
     @field_validator("cors_origins", "feeds", mode="before")
     @classmethod

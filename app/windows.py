@@ -3,9 +3,10 @@ the feature pipeline.
 
 A transport decodes its body into `Window`s: the candles as a (7, n) float64 array, oldest bar first,
 and `Names`, how that body names each element, so that a message points at what the client sent:
-`candles[5].high` (candle objects), `candles.high[5]` (columns) or `bybit_kline[42][2]` (Bybit's
-kline list, newest first). `prepare` checks every window of a call at once, vectorised over the
-windows laid end to end, and reports for each window the first rule it breaks at its first row:
+`candles[5].high` (candle objects), `candles.high[5]` (columns), `bybit_kline[42][2]` (Bybit's
+kline list, newest first) or `WINDOW[0][5][1] (high)` (the routed model's tensor, `app/routed.py`).
+`prepare` checks every window of a call at once, vectorised over the windows laid end to end, and
+reports for each window the first rule it breaks at its first row:
 
   1. enough candles for the family's window (the decoder already capped them at TIERED_MAX_CANDLES);
   2. each value on its own: timestamps whole epoch milliseconds in [0, 2^53) (exact in a JSON double),
@@ -36,7 +37,8 @@ MAX_TS = 2**53  # epoch ms, exclusive: far beyond any real date; below it a JSON
 COLUMNS = ("ts", "open", "high", "low", "close", "volume", "taker_buy_volume")
 TS, TBV = 0, 6
 BYBIT_COLUMNS = ("startTime", "open", "high", "low", "close", "volume", "turnover")
-Form = Literal["objects", "columns", "bybit"]
+Form = Literal["objects", "columns", "bybit", "tensor"]
+TENSOR, TS_TENSOR = "WINDOW", "TS"  # the routed model's inputs: [B, W, 5 or 6] prices and volumes, [B, W] ts
 
 
 @dataclass(frozen=True)
@@ -46,9 +48,12 @@ class Names:
     form: Form
     prefix: str = ""  # "items[2]." inside a batch
     body_rows: int = 0  # bybit: the rows of the list as sent, the still-open candle included
+    index: int = 0  # tensor: the window's row in the batch dimension
 
     @property
     def window(self) -> str:
+        if self.form == "tensor":
+            return f"{TENSOR}[{self.index}]"
         return f"{self.prefix}{'bybit_kline' if self.form == 'bybit' else 'candles'}"
 
     def element(self, column: str, row: int) -> tuple[str, str]:
@@ -58,6 +63,11 @@ class Names:
             field = f"{self.prefix}candles[{row}].{column}"
         elif self.form == "columns":
             field = f"{self.prefix}candles.{column}[{row}]"
+        elif self.form == "tensor":  # ts is its own tensor; the others are WINDOW's last axis
+            if column == "ts":
+                return (f"{TS_TENSOR}[{self.index}][{row}]",) * 2
+            field = f"{TENSOR}[{self.index}][{row}][{COLUMNS.index(column) - 1}]"
+            return field, f"{field} ({column})"
         else:  # newest first: window row r is list row n - 1 - r, a dropped open candle or not
             j = COLUMNS.index(column)
             field = f"{self.prefix}bybit_kline[{self.body_rows - 1 - row}][{j}]"

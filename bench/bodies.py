@@ -1,6 +1,8 @@
 """Request bodies for the serving benchmark: market windows cut from the synthetic market with its book,
 in each form `POST /predict` takes (`app/forms.py`: candle objects, columns, Bybit's kline list), drawn
-evenly from the four true regimes so a rotation through them exercises every tier the router picks.
+evenly from the four true regimes so a rotation through them exercises every tier the router picks;
+and a tier's feature rows as the Open Inference Protocol carries them (`oip_json`, `oip_binary`,
+`grpc_infer`: JSON, a JSON header then raw bytes, a serialized gRPC ModelInferRequest).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Any, Literal
 import numpy as np
 import orjson
 
+from app import oip, proto
 from market import features
 from market.candles import Book, Candles
 from market.regime import REGIMES
@@ -82,3 +85,37 @@ def regime_mixed(per_regime: int, window: int = features.WINDOW, bars: int = BAR
             chosen.append(rng.choice(candidates, size=min(per_regime, candidates.size), replace=False))
     ends = rng.permutation(np.concatenate(chosen))
     return Windows(market, ends, window)
+
+
+GRPC_INFER = f"/{proto.SERVICE}/ModelInfer"
+
+
+def _features_tensor(x: np.ndarray, binary: bool) -> dict[str, Any]:
+    tensor: dict[str, Any] = {"name": "features", "shape": list(x.shape), "datatype": "FP32"}
+    if binary:
+        tensor["parameters"] = {"binary_data_size": x.nbytes}
+    else:
+        tensor["data"] = x.ravel().tolist()
+    return tensor
+
+
+def oip_json(x: np.ndarray) -> bytes:
+    """POST /v2/models/{tier}/infer with the rows `x` (float32 [B, F]) as JSON; the answer in JSON."""
+    return orjson.dumps({"inputs": [_features_tensor(x, binary=False)]})
+
+
+def oip_binary(x: np.ndarray) -> tuple[bytes, tuple[tuple[str, str], ...]]:
+    """The rows as raw bytes after the JSON header, the answer asked in binary too (tritonclient's
+    defaults), and the headers that go with the body."""
+    header = orjson.dumps({"inputs": [_features_tensor(x, binary=True)],
+                           "parameters": {"binary_data_output": True}})
+    headers = ((oip.HEADER_LENGTH, str(len(header))), ("Content-Type", oip.BINARY_CONTENT_TYPE))
+    return header + x.astype("<f4").tobytes(), headers
+
+
+def grpc_infer(model: str, x: np.ndarray) -> bytes:
+    """A serialized ModelInferRequest with the rows in raw_input_contents (what tritonclient.grpc sends)."""
+    request = proto.messages().ModelInferRequest(model_name=model)
+    request.inputs.add(name="features", datatype="FP32", shape=x.shape)
+    request.raw_input_contents.append(x.astype("<f4").tobytes())
+    return bytes(request.SerializeToString())

@@ -1,10 +1,12 @@
-"""Closed-loop HTTP load on loopback: a fixed number of keep-alive connections POST a rotating set of
-bodies for a fixed time; requests/s, p50 and p99 latency, errors.
+"""Closed-loop load on loopback: a fixed number of keep-alive connections send a rotating set of bodies
+for a fixed time; requests/s, p50 and p99 latency, errors.
 
-Two generators with one interface: `wrk` (the Debian package; a Lua script rotates the bodies and its
-`done` hook prints the numbers as JSON) and a bounded Python client (raw asyncio streams, HTTP/1.1
-keep-alive, uvloop when installed) for machines without wrk. On 2 cores either one shares the CPU with
-the server, wrk far less than Python; compare rows measured with the same generator only.
+HTTP has two generators with one interface: `wrk` (the Debian package; a Lua script rotates the bodies,
+hex-encoded one per line so binary bodies survive, and its `done` hook prints the numbers as JSON) and
+a bounded Python client (raw asyncio streams, HTTP/1.1 keep-alive, uvloop when installed) for machines
+without wrk. gRPC has one, `run_grpc`: grpc.aio channels (one HTTP/2 connection each, one call in flight
+on each), sending pre-serialized messages. On 2 cores every generator shares the CPU with the server,
+wrk far less than Python; compare rows measured with the same generator only.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ import numpy as np
 
 TIMEOUT_SECONDS = 60  # a batch of 1,000 windows queued behind others takes seconds, not minutes
 LUA = """
--- Bodies: one JSON document per line of the file named by the first script argument.
+-- Bodies: one per line of the file named by the first script argument, hex-encoded; the other
+-- arguments are headers, "Name: value".
 local bodies, n, i = {}, 0, 0
 local threads = 0
+local headers = {["Content-Type"] = "application/json"}
 
 function setup(thread)
   thread:set("first", threads)
@@ -33,9 +37,14 @@ function setup(thread)
 end
 
 function init(args)
+  for k = 2, #args do
+    local name, value = args[k]:match("^([^:]+):%s*(.*)$")
+    headers[name] = value
+  end
   for line in io.lines(args[1]) do
     n = n + 1
-    bodies[n] = wrk.format("POST", nil, {["Content-Type"] = "application/json"}, line)
+    local body = line:gsub("%x%x", function(cc) return string.char(tonumber(cc, 16)) end)
+    bodies[n] = wrk.format("POST", nil, headers, body)
   end
   i = ((first or 0) * 97) % n  -- each thread starts elsewhere in the rotation
 end
@@ -58,10 +67,11 @@ end
 
 @dataclass(frozen=True)
 class Load:
-    path: str  # e.g. /predict
+    path: str  # e.g. /predict, or a gRPC method's path
     bodies: list[bytes]  # rotated through, one request each
     connections: int
     seconds: float
+    headers: tuple[tuple[str, str], ...] = ()  # HTTP: sent with every body (Content-Type is JSON's)
 
 
 @dataclass(frozen=True)
@@ -90,11 +100,12 @@ def run_wrk(url: str, load: Load) -> Measured:
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
         script, bodies = Path(tmp) / "bodies.lua", Path(tmp) / "bodies.jsonl"
         script.write_text(LUA)
-        bodies.write_bytes(b"\n".join(load.bodies) + b"\n")
+        bodies.write_text("\n".join(body.hex() for body in load.bodies) + "\n")
         threads = min(2, load.connections)
         command = ["wrk", "-t", str(threads), "-c", str(load.connections),
                    "-d", f"{max(1, round(load.seconds))}s", "--timeout", f"{TIMEOUT_SECONDS}s",
-                   "-s", str(script), url + load.path, "--", str(bodies)]
+                   "-s", str(script), url + load.path, "--", str(bodies),
+                   *(f"{name}: {value}" for name, value in load.headers)]
         out = subprocess.run(command, capture_output=True, text=True, check=True,
                              timeout=load.seconds + TIMEOUT_SECONDS + 30).stdout
     line = next((s for s in out.splitlines() if s.startswith("BENCH-RESULT ")), None)
@@ -109,7 +120,7 @@ def run_wrk(url: str, load: Load) -> Measured:
 
 def run_python(url: str, load: Load) -> Measured:
     host, port = url.removeprefix("http://").split(":")
-    requests = [_request(host, load.path, body) for body in load.bodies]
+    requests = [_request(host, load.path, body, dict(load.headers)) for body in load.bodies]
     try:
         import uvloop
 
@@ -118,15 +129,59 @@ def run_python(url: str, load: Load) -> Measured:
         runner = asyncio.Runner()
     with runner:
         latencies, errors, seconds = runner.run(_drive(host, int(port), requests, load))
+    return _measured("python", latencies, errors, seconds)
+
+
+def _request(host: str, path: str, body: bytes, headers: dict[str, str] | None = None) -> bytes:
+    lines = {"Host": host, "Content-Type": "application/json", **(headers or {}),
+             "Content-Length": str(len(body))}
+    head = f"POST {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in lines.items()) + "\r\n"
+    return head.encode() + body
+
+
+def run_grpc(target: str, load: Load) -> Measured:
+    """`load.path` is the method (/inference.GRPCInferenceService/ModelInfer), its bodies serialized
+    requests; a response that is not OK counts as an error."""
+    with asyncio.Runner() as runner:
+        latencies, errors, seconds = runner.run(_drive_grpc(target, load))
+    return _measured("grpc", latencies, errors, seconds)
+
+
+async def _drive_grpc(target: str, load: Load) -> tuple[list[float], int, float]:
+    import grpc
+
+    latencies: list[float] = []
+    errors = [0]
+    options = [("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)]
+    # A channel each, as HTTP has a connection each (with several workers the kernel spreads them).
+    channels = [grpc.aio.insecure_channel(target, options=options) for _ in range(load.connections)]
+    started = time.perf_counter()
+    deadline = started + load.seconds
+
+    async def one(channel: grpc.aio.Channel, first: int) -> None:
+        call = channel.unary_unary(load.path)  # no serializers: bytes in, bytes out
+        i = first
+        while time.perf_counter() < deadline:
+            sent = time.perf_counter()
+            try:
+                await call(load.bodies[i % len(load.bodies)], timeout=TIMEOUT_SECONDS)
+                latencies.append(time.perf_counter() - sent)
+            except grpc.aio.AioRpcError:
+                errors[0] += 1
+            i += 1
+
+    try:
+        await asyncio.gather(*(one(c, k * 97) for k, c in enumerate(channels)))
+    finally:
+        for c in channels:
+            await c.close()
+    return latencies, errors[0], time.perf_counter() - started
+
+
+def _measured(client: str, latencies: list[float], errors: int, seconds: float) -> Measured:
     ms = np.asarray(latencies) * 1e3
     p50, p99 = (float(np.percentile(ms, q)) for q in (50, 99)) if ms.size else (float("nan"),) * 2
-    return Measured("python", len(latencies), seconds, len(latencies) / seconds, p50, p99, errors)
-
-
-def _request(host: str, path: str, body: bytes) -> bytes:
-    head = (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n")
-    return head.encode() + body
+    return Measured(client, len(latencies), seconds, len(latencies) / seconds, p50, p99, errors)
 
 
 async def _drive(host: str, port: int, requests: list[bytes], load: Load) -> tuple[list[float], int, float]:

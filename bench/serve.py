@@ -7,8 +7,11 @@ Rows (requests/s, p50, p99), all against one server per worker count, its access
 POST /bench/bare (FastAPI parsing the window as pydantic candle objects, answering a constant: the
 floor of a textbook endpoint), /predict routed over a regime-mixed rotation of windows with the body in
 each form (candle objects, columns, Bybit's kline list), /predict forced to each tier (columns), the bare
-endpoint and /predict at one connection (latency without queueing), and /predict/batch at 1, 64 and
-1,000 columnar windows (1,000 is the most TIERED_MAX_BATCH_ITEMS allows). Headlines, the issue's
+endpoint and /predict at one connection (latency without queueing), /predict/batch at 1, 64 and
+1,000 columnar windows (1,000 is the most TIERED_MAX_BATCH_ITEMS allows), and the Open Inference
+Protocol on tier M3 with 1 and 256 feature rows per call: REST with JSON tensors, REST with binary
+tensors both ways (tritonclient's defaults), and gRPC (raw contents; bench.loadgen's grpc.aio client,
+so compare it with the Python HTTP client's rows, not wrk's). Headlines, the issue's
 targets: /predict with columns ÷ bare ≥ 1.0, with objects ÷ bare ≥ 0.8, p50 at one connection ≤ 1.2 ×
 the bare endpoint's, and batch predictions/s ÷ the in-process path's for the same windows, features
 included, ≥ 0.5.
@@ -23,14 +26,17 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+import grpc
 import httpx
+import numpy as np
 import orjson
 
+from app import oip, proto
 from app.registry import Family, load_family
 from bench import bodies, loadgen, pipeline, server
 from bench.common import cli, table
@@ -38,6 +44,9 @@ from bench.family import family_store, store_options
 from market import features
 
 MAX_BATCH = 1000  # the most TIERED_MAX_BATCH_ITEMS allows (app/settings.py)
+OIP_TIER = "M3"
+OIP_BATCHES = (1, 256)  # feature rows per Open Inference Protocol call
+OIP_ROWS = ("v2 json", "v2 binary", "grpc")
 TARGETS = {"columns_over_bare": 1.0, "objects_over_bare": 0.8, "p50_over_bare": 1.2,
            "batch_over_pipeline": 0.5}
 AT_MOST = {"p50_over_bare"}  # the other targets are floors
@@ -76,10 +85,16 @@ def run(quick: bool, out: Path, models: Path | None = None) -> dict[str, Any]:
             for workers in plan.workers:
                 log = Path(tmp) / f"server-{workers}.log"
                 # A body of 1,000 windows is about 6 MB, over the 4 MiB default limit.
-                settings = {"TIERED_MAX_BATCH_ITEMS": str(MAX_BATCH), "TIERED_MAX_BODY_BYTES": str(64 << 20)}
+                grpc_port = server.free_port()
+                settings = {"TIERED_MAX_BATCH_ITEMS": str(MAX_BATCH), "TIERED_MAX_BODY_BYTES": str(64 << 20),
+                            "TIERED_GRPC_PORT": str(grpc_port)}
                 with server.running(store.path, workers, log, settings) as url:
+                    target = f"{server.HOST}:{grpc_port}"
                     mix = mix or check_answers(url, windows, tiers, plan.batch_sizes)
+                    check_oip(url, target, offline["features"])
                     http += measure_http(url, windows, plan, workers, client, tiers)
+                    http += measure_oip(url, target, offline["features"], plan, workers, client)
+    offline.pop("features")
     result = {"family": store.describe(), "client": client, "plan": asdict(plan), "http": http,
               "served_mix": mix, **offline, "headline": headline(http, offline["pipeline"], plan),
               # Other work on the machine moves every figure; the 1-minute load average says how much.
@@ -98,7 +113,8 @@ def measure_offline(family: Family, windows: bodies.Windows, plan: Plan) -> dict
             "batch1024_per_s": throughput[t], "registry_startup_us": family.tiers[t].latency_us}
            for t in family.available]
     runs = max(5, plan.ort_runs // 100)
-    return {"onnxruntime": ort, "features_us": pipeline.features_us(family, windows, plan.ort_runs),
+    return {"features": f, "onnxruntime": ort,
+            "features_us": pipeline.features_us(family, windows, plan.ort_runs),
             "parse_us": pipeline.parse_us(windows, max(plan.batch_sizes), plan.ort_runs),
             "pipeline": {str(b): pipeline.pipeline_throughput(family, windows, b, runs if b > 1 else
                                                              plan.ort_runs) for b in plan.batch_sizes}}
@@ -128,6 +144,25 @@ def check_answers(url: str, windows: bodies.Windows, tiers: list[str],
                 raise server.ServerFailed(f"/predict/batch of {size} did not answer {size} results")
     n = len(windows.ends)
     return {name: {k: v / n for k, v in sorted(c.items())} for name, c in counts.items()}
+
+
+def check_oip(url: str, target: str, x: np.ndarray) -> None:
+    """The three protocols give M3's one answer for the same rows before any load."""
+    rows = x[:4]
+    path = f"/v2/models/{OIP_TIER}/infer"
+    with httpx.Client(base_url=url, timeout=60.0) as c:
+        by_json = _ok(c.post(path, content=bodies.oip_json(rows)))["outputs"][0]["data"]
+        body, headers = bodies.oip_binary(rows)
+        binary = c.post(path, content=body, headers=dict(headers))
+    if binary.status_code != 200:
+        raise server.ServerFailed(f"{path} with binary tensors answered {binary.status_code}: "
+                                  f"{binary.text[:300]}")
+    raw = binary.content[int(binary.headers[oip.HEADER_LENGTH]):]
+    with grpc.insecure_channel(target) as channel:
+        answer = channel.unary_unary(bodies.GRPC_INFER)(bodies.grpc_infer(OIP_TIER, rows), timeout=60)
+    by_grpc = proto.messages().ModelInferResponse.FromString(answer).raw_output_contents[0]
+    if not by_json == np.frombuffer(raw, "<f4").tolist() == np.frombuffer(by_grpc, "<f4").tolist():
+        raise server.ServerFailed("REST JSON, REST binary and gRPC answered the same rows differently")
 
 
 def _ok(response: httpx.Response) -> dict[str, Any]:
@@ -167,6 +202,35 @@ def measure_http(url: str, windows: bodies.Windows, plan: Plan, workers: int, cl
     return measured
 
 
+def measure_oip(url: str, target: str, x: np.ndarray, plan: Plan, workers: int,
+                client: str) -> list[dict[str, Any]]:
+    """REST JSON, REST binary and gRPC on M3 with 1 and 256 rows per call, rotating through the rows."""
+    n, measured = len(x), []
+    path = f"/v2/models/{OIP_TIER}/infer"
+    for size in OIP_BATCHES:
+        count = max(2, min(n, 2048 // size))
+        batches = [x[[(k * size + j) % n for j in range(size)]] for k in range(count)]
+        connections = plan.connections if size == 1 else plan.batch_connections
+        binary = [bodies.oip_binary(b) for b in batches]
+        rest = partial(loadgen.measure, url, client=client)
+        loads = [("v2 json", rest, loadgen.Load(path, [bodies.oip_json(b) for b in batches], connections,
+                                                 plan.seconds)),
+                 ("v2 binary", rest, loadgen.Load(path, [b for b, _ in binary], connections, plan.seconds,
+                                                   binary[0][1])),
+                 ("grpc", partial(loadgen.run_grpc, target),
+                  loadgen.Load(bodies.GRPC_INFER, [bodies.grpc_infer(OIP_TIER, b) for b in batches],
+                               connections, plan.seconds))]
+        for name, run, load in loads:
+            print(f"bench.serve: {workers} worker(s), {name} ×{size}", file=sys.stderr)
+            if plan.warmup:
+                run(replace(load, seconds=plan.warmup))
+            m = run(load)
+            measured.append({"workers": workers, "row": f"{name} ×{size}", "path": load.path,
+                             "connections": connections, "batch": size, "predictions_per_s": m.rps * size,
+                             **m.to_dict()})
+    return measured
+
+
 def headline(http: list[dict[str, Any]], raw: dict[str, float], plan: Plan) -> list[dict[str, Any]]:
     big = max(plan.batch_sizes)
     out = []
@@ -201,9 +265,10 @@ def plot(result: dict[str, Any], path: Path) -> None:
                  label=f"{w} worker{'s' if w > 1 else ''}")
     left.set_xticks([i + width * (len(workers) - 1) / 2 for i in range(len(names))], names, rotation=30)
     left.set_ylabel("requests/s")
-    left.set_title(f"one window per request ({result['client']}, {result['plan']['connections']} conns)")
+    left.set_title(f"one window (or M3 feature row) per request ({result['client']}, "
+                   f"{result['plan']['connections']} conns)")
     left.legend()
-    sizes = sorted({r["batch"] for r in result["http"]})
+    sizes = sorted({r["batch"] for r in result["http"] if r["path"] == "/predict/batch"})
     for w in workers:
         served = {r["batch"]: r["predictions_per_s"] for r in result["http"]
                   if r["workers"] == w and r["path"] == "/predict/batch"}
@@ -249,6 +314,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"{result['load_average']['before']:.1f} before, {result['load_average']['after']:.1f} after.",
         table(["workers", "endpoint", "conns", "requests/s", "predictions/s", "p50 ms", "p99 ms",
                "÷ bare", "errors"], rows),
+        oip_table(result),
         "Targets: " + "; ".join(targets) + ".\n\n" + table(["workers", *HEADS.values()], heads),
         "onnxruntime alone (the app's session options, 1 thread):\n\n"
         + table(["tier", "params", "batch-1 µs/call", "batch-1024 predictions/s", "registry's startup µs"],
@@ -263,6 +329,24 @@ def markdown(result: dict[str, Any]) -> str:
                  "ratio"], batch_rows),
         reading(result),
     ])
+
+
+def oip_table(result: dict[str, Any]) -> str:
+    """The Open Inference Protocol on M3: predictions/s and p50 per protocol, 1 and 256 rows per call."""
+    http = {(r["workers"], r["row"]): r for r in result["http"]}
+    rows = []
+    for workers in sorted({w for w, _ in http}):
+        bare = http[(workers, "bare")]
+        rows.append([workers, "bare endpoint (one window, no model)", bare["client"], bare["rps"],
+                     bare["p50_ms"], None, None])
+        for name in OIP_ROWS:
+            one, many = (http[(workers, f"{name} ×{size}")] for size in OIP_BATCHES)
+            rows.append([workers, f"{name} ({OIP_TIER})", one["client"], one["predictions_per_s"],
+                         one["p50_ms"], many["predictions_per_s"], many["p50_ms"]])
+    return (f"The Open Inference Protocol on tier {OIP_TIER} (feature rows in, no routing), in the same run "
+            f"as the bare endpoint:\n\n" + table(
+                ["workers", "protocol", "client", f"predictions/s ×{OIP_BATCHES[0]}", "p50 ms",
+                 f"predictions/s ×{OIP_BATCHES[1]}", "p50 ms"], rows))
 
 
 def reading(result: dict[str, Any]) -> str:
@@ -287,6 +371,12 @@ def reading(result: dict[str, Any]) -> str:
         f"{served_us - px['batch_columns'] - pipe_us:.0f} µs go to the window rules, encoding the answers "
         "and HTTP.",
     ]
+    one, many = ({name: http[(1, f"{name} ×{size}")]["predictions_per_s"] for name in OIP_ROWS}
+                 for size in OIP_BATCHES)
+    parts.append(f"On {OIP_TIER} through the Open Inference Protocol, one row per call: REST JSON "
+                 f"{one['v2 json']:.0f}, REST binary {one['v2 binary']:.0f}, gRPC {one['grpc']:.0f} "
+                 f"predictions/s; {OIP_BATCHES[1]} rows per call: {many['v2 json']:.0f}, "
+                 f"{many['v2 binary']:.0f} and {many['grpc']:.0f}.")
     missed = [HEADS[k] for k in HEADS if not met(k, h1[k])]
     parts.append("Every target met with one worker." if not missed
                  else f"NOT met with one worker: {', '.join(missed)}.")

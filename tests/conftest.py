@@ -6,12 +6,13 @@ it). The fixed map sends every regime to a different tier, which the routing and
 the learned map is tested on families of its own (tests/training).
 `store_copy` is a private copy of it to damage.
 `client_for(store, **settings)` makes a real app over a store (`with client_for(...) as client:` runs
-the lifespan), with `admin_token` configured.
+the lifespan), with `admin_token` configured. `free_port()` finds a loopback port for a server.
 """
 
 from __future__ import annotations
 
 import shutil
+import socket
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -47,6 +48,18 @@ def quick_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def admin_token() -> str:
     return ADMIN_TOKEN
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def free_port() -> Callable[[], int]:
+    """`free_port()`: a TCP port on 127.0.0.1 that nothing listens on now."""
+    return _free_port
 
 
 @pytest.fixture(scope="session")

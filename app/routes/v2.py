@@ -1,24 +1,33 @@
-"""The Open Inference Protocol v2 REST surface; every tier is a model (shapes in `app/oip.py`)."""
+"""The Open Inference Protocol v2 REST surface: every tier is a model, and so is the routed model
+`tiered`; each path also takes `/versions/{version}`, the family's id (bodies and models in
+`app/oip.py` and `app/inference.py`)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from typing import Any
 
-from app import oip, wire
-from app.deps import DataPlaneDep, OipTypesDep, RegistryDep, SettingsDep
-from app.errors import OIP_ERROR_RESPONSES, NoTierAvailable, TierUnavailable
-from app.router import check_tier
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from app import inference, oip, wire
+from app.deps import InferenceDep, OipTypesDep
+from app.errors import OIP_ERROR_RESPONSES, NoTierAvailable
 
 router = APIRouter(prefix="/v2", tags=["open inference protocol"], responses=OIP_ERROR_RESPONSES)
 
-SERVER_NAME = "tiered"
-SERVER_VERSION = "0.1.0"
+MODEL = "/models/{model}"
+VERSIONED = "/models/{model}/versions/{version}"  # the version is the family's id
+INFER_RESPONSES: dict[int | str, dict[str, Any]] = {200: {
+    "model": oip.InferenceResponse,
+    "description": "JSON; with binary outputs, their bytes follow the JSON header, whose length "
+                   f"`{oip.HEADER_LENGTH}` gives",
+    "content": {oip.BINARY_CONTENT_TYPE: {}}}}
 
 
 @router.get("", summary="Server metadata")
 async def server_metadata() -> oip.ServerMetadata:
-    return oip.ServerMetadata(name=SERVER_NAME, version=SERVER_VERSION, extensions=[])
+    return oip.ServerMetadata(name=inference.SERVER_NAME, version=inference.SERVER_VERSION,
+                              extensions=list(inference.EXTENSIONS))
 
 
 @router.get("/health/live", summary="Server live")
@@ -26,39 +35,53 @@ async def live() -> oip.Liveness:
     return oip.Liveness(live=True)
 
 
-@router.get("/health/ready", summary="Server ready: every model (tier) is ready",
-            response_model=oip.Readiness)
-async def ready(registry: RegistryDep) -> JSONResponse:
-    family = registry.family
-    if family.problems:
-        details = "; ".join(f"{name}: {problem}" for name, problem in family.problems.items())
-        raise NoTierAvailable(f"not every model is ready: {details}")
-    return JSONResponse({"ready": True})
+@router.get("/health/ready", summary="Server ready: every model is ready")
+async def ready(models: InferenceDep) -> oip.Readiness:
+    problem = models.server_problem()
+    if problem is not None:
+        raise NoTierAvailable(f"not every model is ready: {problem}")
+    return oip.Readiness(ready=True)
 
 
-@router.get("/models/{tier}", summary="Model metadata")
-async def model_metadata(tier: str, registry: RegistryDep) -> oip.ModelMetadata:
-    family = registry.family
-    check_tier(family, tier, "model_name")
-    return oip.model_metadata(family, tier)
+@router.get(MODEL, summary="Model metadata (label maps and optional inputs in `properties`)")
+async def model_metadata(model: str, models: InferenceDep) -> oip.ModelMetadata:
+    return oip.model_metadata(models.metadata(model))
 
 
-@router.get("/models/{tier}/ready", summary="Model ready")
-async def model_ready(tier: str, registry: RegistryDep) -> oip.ModelReadiness:
-    family = registry.family
-    check_tier(family, tier, "model_name")
-    if not family.tiers[tier].available:
-        raise TierUnavailable(f"model {tier} is not ready: {family.tiers[tier].problem}")
-    return oip.ModelReadiness(name=tier, ready=True)
+@router.get(VERSIONED, summary="Model metadata, of this version")
+async def model_version_metadata(model: str, version: str, models: InferenceDep) -> oip.ModelMetadata:
+    return oip.model_metadata(models.metadata(model, version))
 
 
-@router.post("/models/{tier}/infer", summary="Inference on one tier with an FP32 feature tensor",
-             openapi_extra=wire.request_body("InferenceRequest", oip.EXAMPLE),
-             response_model_exclude_unset=True)
-async def infer(tier: str, request: Request, plane: DataPlaneDep, types: OipTypesDep,
-                settings: SettingsDep) -> oip.InferenceResponse:
-    body = oip.decode(types, await request.body())
-    family = plane.registry.family  # one snapshot for the checks and the run
-    check_tier(family, tier, "model_name")
-    done = plane.infer(tier, oip.features_tensor(body, family, settings.max_batch_items), family)
-    return oip.inference_response(body, family, tier, done.y, done.out_of_range)
+@router.get(MODEL + "/ready", summary="Model ready")
+async def model_ready(model: str, models: InferenceDep) -> oip.ModelReadiness:
+    models.check_ready(model)
+    return oip.ModelReadiness(name=model, ready=True)
+
+
+@router.get(VERSIONED + "/ready", summary="Model ready, this version")
+async def model_version_ready(model: str, version: str, models: InferenceDep) -> oip.ModelReadiness:
+    models.check_ready(model, version)
+    return oip.ModelReadiness(name=model, ready=True)
+
+
+INFER: dict[str, Any] = {"openapi_extra": wire.request_body("InferenceRequest", oip.EXAMPLE),
+                         "response_class": Response, "responses": INFER_RESPONSES}
+
+
+@router.post(MODEL + "/infer", summary="Inference: JSON, or binary tensors after a JSON header", **INFER)
+async def infer(model: str, request: Request, models: InferenceDep, types: OipTypesDep) -> Response:
+    return await _infer(request, models, types, model, None)
+
+
+@router.post(VERSIONED + "/infer", summary="Inference on this version", **INFER)
+async def infer_version(model: str, version: str, request: Request, models: InferenceDep,
+                        types: OipTypesDep) -> Response:
+    return await _infer(request, models, types, model, version)
+
+
+async def _infer(request: Request, models: inference.Inference, types: oip.RequestTypes, model: str,
+                 version: str | None) -> Response:
+    models.model(models.family, model, version)  # an unknown model or version is a 404, whatever the body
+    decoded = oip.decode(types, await request.body(), request.headers, model, version)
+    return oip.response(await models.infer(decoded.request), decoded)

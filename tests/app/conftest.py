@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from market.dataset import Dataset, build
 from market.regime import REGIMES, Thresholds, detect
 from market.sources import synthetic_source
 from market.synthetic import SyntheticMarket, simulate
-from models.store import MANIFEST, read_current
+from models.store import MANIFEST, read_current, set_current
 
 Body = dict[str, Any]
 MakeBody = Callable[..., Body]
@@ -100,6 +101,24 @@ def edit_manifest(family_dir: Path, change: Callable[[dict[str, Any]], None]) ->
 @pytest.fixture(scope="session")
 def manifest_editor() -> Callable[[Path, Callable[[dict[str, Any]], None]], None]:
     return edit_manifest
+
+
+def new_family(family_dir: Path, family_id: str) -> Path:
+    """A copy of the family under a new id, made CURRENT."""
+    copy = family_dir.parent / family_id
+    shutil.copytree(family_dir, copy)
+
+    def rename(m: dict[str, Any]) -> None:
+        m["family_id"] = family_id
+    edit_manifest(copy, rename)
+    set_current(family_dir.parent, family_id)
+    return copy
+
+
+@pytest.fixture(scope="session")
+def family_maker() -> Callable[[Path, str], Path]:
+    """`family_maker(family_dir, new_id)`: a copy of the family under a new id, made CURRENT."""
+    return new_family
 
 
 @pytest.fixture(scope="session")

@@ -3,25 +3,8 @@
 from __future__ import annotations
 
 import os
-import shutil
-from pathlib import Path
-from typing import Any
 
 import pytest
-
-from models.store import set_current
-
-
-def new_family(family_dir: Path, family_id: str, manifest_editor: Any) -> Path:
-    """A copy of the family under a new id, made CURRENT."""
-    copy = family_dir.parent / family_id
-    shutil.copytree(family_dir, copy)
-
-    def rename(m: dict[str, Any]) -> None:
-        m["family_id"] = family_id
-    manifest_editor(copy, rename)
-    set_current(family_dir.parent, family_id)
-    return copy
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -29,11 +12,11 @@ def bearer(token: str) -> dict[str, str]:
 
 
 def test_reload_swaps_in_the_new_current_family(
-        store_copy, client_for, make_body, manifest_editor, admin_token):
+        store_copy, client_for, make_body, family_maker, admin_token):
     store, family_dir = store_copy
     with client_for(store) as c:
         old = c.post("/predict", json=make_body()).json()["family_id"]
-        new_family(family_dir, "fam-new", manifest_editor)
+        family_maker(family_dir, "fam-new")
         assert c.post("/predict", json=make_body()).json()["family_id"] == old, "no reload yet"
         r = c.post("/admin/reload", headers=bearer(admin_token))
         assert r.status_code == 200, r.text
@@ -47,11 +30,11 @@ def test_reload_swaps_in_the_new_current_family(
 
 @pytest.mark.parametrize("breakage", ["tier", "manifest", "current"])
 def test_reload_refuses_a_broken_family_and_the_old_one_serves_on(
-        store_copy, client_for, make_body, manifest_editor, admin_token, breakage):
+        store_copy, client_for, make_body, family_maker, admin_token, breakage):
     store, family_dir = store_copy
     with client_for(store) as c:
         old = c.get("/tiers").json()["family_id"]
-        broken = new_family(family_dir, "fam-broken", manifest_editor)
+        broken = family_maker(family_dir, "fam-broken")
         if breakage == "tier":
             (broken / "M2.onnx").write_bytes(b"garbage")
         elif breakage == "manifest":
@@ -73,11 +56,11 @@ WRONG = [{}, bearer("wrong-token-of-enough-length"), {"Authorization": "Basic ab
 
 @pytest.mark.parametrize("headers", WRONG)
 def test_reload_without_the_right_token_is_401_and_reloads_nothing(
-        store_copy, client_for, manifest_editor, headers):
+        store_copy, client_for, family_maker, headers):
     store, family_dir = store_copy
     with client_for(store) as c:
         old = c.get("/tiers").json()["family_id"]
-        new_family(family_dir, "fam-unwanted", manifest_editor)
+        family_maker(family_dir, "fam-unwanted")
         r = c.post("/admin/reload", headers=headers)
         assert r.status_code == 401
         assert r.json()["error"]["code"] == "unauthorized" and r.headers["www-authenticate"] == "Bearer"

@@ -72,6 +72,26 @@ def test_serve_stops_with_one_line_on_a_bad_setting(tmp_path, capsys, clean_env)
     assert e.value.code == 2 and "port" in capsys.readouterr().err
 
 
+def test_grpc_is_off_unless_a_port_is_given_and_then_needs_a_port_of_its_own(clean_env):
+    assert Settings().grpc_port is None
+    clean_env.setenv("TIERED_GRPC_PORT", "8081")
+    assert Settings().grpc_port == 8081
+    with pytest.raises(ValidationError, match="port of its own"):
+        Settings(port=8081)
+
+
+def test_serve_stops_with_one_line_when_the_grpc_port_is_taken(quick_store, capsys, clean_env, free_port):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", free_port()))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        with pytest.raises(SystemExit) as e:
+            main(["serve", "--models", str(quick_store), "--grpc-port", str(taken)])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1
+    assert err.startswith(f"tiered serve: grpc_port: cannot listen on 127.0.0.1:{taken}"), err
+
+
 def test_python_dash_m_app_is_tiered_serve(tmp_path, clean_env):
     run = subprocess.run([sys.executable, "-m", "app", "--models", str(tmp_path / "none")],
                          capture_output=True, text=True, timeout=60, env=dict(os.environ))

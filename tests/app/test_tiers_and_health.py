@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from market.features import FEATURE_NAMES
+from app import oip
 
 
 def test_tiers_describes_the_family_and_every_tier(client, manifest_data):
@@ -79,7 +79,9 @@ def test_openapi_documents_every_endpoint_with_examples_and_the_error_shape(clie
     paths = spec["paths"]
     for path in ("/predict", "/predict/batch", "/regime", "/tiers", "/tiers/{name}", "/admin/reload",
                  "/healthz", "/readyz", "/metrics", "/v2", "/v2/health/live", "/v2/health/ready",
-                 "/v2/models/{tier}", "/v2/models/{tier}/ready", "/v2/models/{tier}/infer"):
+                 "/v2/models/{model}", "/v2/models/{model}/ready", "/v2/models/{model}/infer",
+                 "/v2/models/{model}/versions/{version}", "/v2/models/{model}/versions/{version}/ready",
+                 "/v2/models/{model}/versions/{version}/infer"):
         assert path in paths, path
     assert "/bench/bare" not in paths
     predict = paths["/predict"]["post"]
@@ -106,8 +108,8 @@ def test_openapi_caps_are_the_configured_limits(quick_store, client_for):
     assert schemas["CandleColumns"]["properties"]["close"]["maxItems"] == 300
     assert schemas["PredictRequest"]["properties"]["bybit_kline"]["anyOf"][0]["maxItems"] == 300
     assert schemas["BatchRequest"]["properties"]["items"]["maxItems"] == 7
-    data = schemas["RequestInput"]["properties"]["data"]
-    assert data["maxItems"] == 7 * len(FEATURE_NAMES)
+    data = schemas["RequestInput"]["properties"]["data"]["anyOf"][0]  # or null: binary data follows
+    assert data["maxItems"] == oip.max_values(7, 300) == 7 * 300 * 6  # a batch of the routed model's windows
 
 
 def test_cors_is_off_unless_origins_are_configured(quick_store, client_for):

@@ -18,7 +18,7 @@ from bench import bodies, loadgen, serve, server
 pytestmark = pytest.mark.slow
 
 ROWS = {"bare", "objects", "columns", "bybit", "tier M0", "tier M3", "bare @1", "objects @1", "columns @1",
-        "batch 1", "batch 64"}
+        "batch 1", "batch 64", *(f"{name} ×{size}" for name in serve.OIP_ROWS for size in serve.OIP_BATCHES)}
 
 
 @pytest.fixture(scope="module")

@@ -122,11 +122,13 @@ def declared(operation: dict[str, Any], status: int) -> bool:
 def test_malformed_json_gets_a_4xx_the_openapi_document_declares(quick_store, client_for, kind):
     with client_for(quick_store) as c:
         paths = c.get("/openapi.json").json()["paths"]
-        routes = {path.replace("{tier}", "M1"): item["post"] for path, item in paths.items()
-                  if "post" in item and "requestBody" in item["post"]}
+        version = c.get("/v2/models/M1").json()["versions"][0]
+        routes = {path.replace("{model}", "M1").replace("{version}", version): item["post"]
+                  for path, item in paths.items() if "post" in item and "requestBody" in item["post"]}
         answers = {path: c.post(path, content=MALFORMED[kind], headers={"content-type": "application/json"})
                    for path in routes}
-    assert set(routes) == {"/predict", "/predict/batch", "/regime", "/v2/models/M1/infer"}
+    assert set(routes) == {"/predict", "/predict/batch", "/regime", "/v2/models/M1/infer",
+                           f"/v2/models/M1/versions/{version}/infer"}
     for path, r in answers.items():
         assert 400 <= r.status_code < 500 and declared(routes[path], r.status_code), (path, r.status_code)
         if not path.startswith("/v2"):  # the protocol's error shape has no field

@@ -1,6 +1,7 @@
 """Graceful shutdown of the real server: SIGTERM during a short load lets every request the server has
 received finish, refuses new connections meanwhile, and ends `tiered serve` with exit code 0 within
-TIERED_SHUTDOWN_GRACE_SECONDS; a client that never finishes its request does not hold it longer.
+TIERED_SHUTDOWN_GRACE_SECONDS; a client that never finishes its request does not hold it longer. With
+gRPC on, calls in flight at SIGTERM are answered and later ones refused with UNAVAILABLE.
 
 tests/app/test_settings_and_cli.py already checks that an idle server exits 0 on SIGTERM.
 """
@@ -15,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from tests.reliability.conftest import read_response
@@ -148,3 +150,63 @@ def test_a_client_that_never_finishes_its_request_cannot_hold_the_shutdown(
         exited_after = time.monotonic() - signalled
     assert code == 0, server.tail()
     assert grace <= exited_after < grace + EXIT_SLACK_SECONDS, exited_after
+
+
+class GrpcCaller(threading.Thread):
+    """Back-to-back ModelInfer calls of the routed model with the stock client, until one is refused."""
+
+    def __init__(self, port: int, window: np.ndarray) -> None:
+        super().__init__(daemon=True)
+        self.port, self.window = port, window
+        self.calls: list[tuple[float, float, str]] = []  # (started, ended, status)
+
+    def run(self) -> None:
+        import tritonclient.grpc as grpcclient
+        from tritonclient.utils import InferenceServerException
+
+        client = grpcclient.InferenceServerClient(f"127.0.0.1:{self.port}")
+        tensor = grpcclient.InferInput("WINDOW", list(self.window.shape), "FP32")
+        tensor.set_data_from_numpy(self.window)
+        while True:
+            started = time.monotonic()
+            try:
+                client.infer("tiered", [tensor], client_timeout=60)
+                self.calls.append((started, time.monotonic(), "OK"))
+            except InferenceServerException as e:
+                self.calls.append((started, time.monotonic(), str(e.status())))
+                return
+
+
+def test_sigterm_lets_grpc_calls_in_flight_finish_then_refuses_new_ones_and_exits_0(
+        quick_store: Path, serve: Any, tmp_path: Path, market: Any, free_port: Any) -> None:
+    c = market.candles
+    bars = np.stack([c.open, c.high, c.low, c.close, c.volume], axis=1)[1000:1000 + 48].astype(np.float32)
+    window = np.repeat(bars[None], 256, axis=0)  # a call the server takes a while over
+    grpc_port = free_port()
+    with serve(quick_store, tmp_path / "server.log", TIERED_GRPC_PORT=str(grpc_port),
+               TIERED_SHUTDOWN_GRACE_SECONDS=str(GRACE_SECONDS)) as server:
+        callers = [GrpcCaller(grpc_port, window) for _ in range(4)]
+        for caller in callers:
+            caller.start()
+        deadline = time.monotonic() + 60
+        while min(len(caller.calls) for caller in callers) < 2:
+            assert all(caller.is_alive() for caller in callers), [caller.calls for caller in callers]
+            assert time.monotonic() < deadline, "the callers never got two answers each"
+            time.sleep(0.01)
+        signalled = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        code = server.process.wait(2 * GRACE_SECONDS + EXIT_SLACK_SECONDS)
+        exited_after = time.monotonic() - signalled
+        for caller in callers:
+            caller.join(30)
+    calls = [call for caller in callers for call in caller.calls]
+    before = [status for started, _, status in calls if started < signalled]
+    assert before == ["OK"] * len(before), "a call sent before SIGTERM must be answered"
+    assert any(started < signalled < ended for started, ended, _ in calls), "no call was in flight"
+    # Calls sent after SIGTERM: answered while the gRPC server still runs, then refused. gRPC's core
+    # cancels the calls that had arrived but were not handed to the service yet (CANCELLED: never
+    # started, safe to retry) and refuses later ones (UNAVAILABLE); nothing else.
+    after = {status for started, _, status in calls if started >= signalled}
+    assert after <= {"OK", "StatusCode.CANCELLED", "StatusCode.UNAVAILABLE"}, calls
+    assert code == 0, server.tail()
+    assert exited_after < GRACE_SECONDS + EXIT_SLACK_SECONDS, exited_after
