@@ -40,6 +40,7 @@ log = logging.getLogger("app.grpc")
 CODES: dict[type[ServiceError], grpc.StatusCode] = {
     errors.BadRequest: grpc.StatusCode.INVALID_ARGUMENT,
     errors.InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.OutOfRange: grpc.StatusCode.INVALID_ARGUMENT,  # TIERED_OUT_OF_RANGE=refuse
     errors.UnknownModel: grpc.StatusCode.NOT_FOUND,
     errors.UnknownTier: grpc.StatusCode.NOT_FOUND,
     errors.UnknownSymbol: grpc.StatusCode.NOT_FOUND,  # no gRPC method names a symbol; kept total

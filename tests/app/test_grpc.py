@@ -69,6 +69,7 @@ def test_the_committed_descriptor_set_is_what_the_proto_compiles_to(tmp_path):
 CODES = [
     (errors.BadRequest, grpc.StatusCode.INVALID_ARGUMENT),
     (errors.InvalidInput, grpc.StatusCode.INVALID_ARGUMENT),
+    (errors.OutOfRange, grpc.StatusCode.INVALID_ARGUMENT),
     (errors.Unauthorized, grpc.StatusCode.UNAUTHENTICATED),
     (errors.AdminDisabled, grpc.StatusCode.PERMISSION_DENIED),
     (errors.UnknownTier, grpc.StatusCode.NOT_FOUND),
