@@ -20,6 +20,7 @@ from app.dataplane import DataPlane
 from app.errors import AdminDisabled, Unauthorized
 from app.live.follower import Live
 from app.metrics import Metrics
+from app.quality import Quality
 from app.registry import Registry
 from app.settings import Settings
 from app.wire import Codec
@@ -49,6 +50,10 @@ async def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
+async def get_quality(request: Request) -> Quality:
+    return request.app.state.quality
+
+
 async def get_live(connection: HTTPConnection) -> Live:  # a request or a WebSocket
     return connection.app.state.live
 
@@ -60,6 +65,7 @@ OipTypesDep = Annotated[oip.RequestTypes, Depends(get_oip_types)]
 RegistryDep = Annotated[Registry, Depends(get_registry)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 LiveDep = Annotated[Live, Depends(get_live)]
+QualityDep = Annotated[Quality, Depends(get_quality)]
 
 
 _bearer = HTTPBearer(auto_error=False, description="TIERED_ADMIN_TOKEN")

@@ -22,10 +22,12 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from app import errors, multiproc, oip, wire
 from app.dataplane import DataPlane
+from app.decisions import DecisionLog
 from app.limits import BodyLimit
 from app.live import views
 from app.live.follower import Live
 from app.metrics import Metrics
+from app.quality import Quality
 from app.registry import Registry
 from app.routes import admin, bench, health, predict, symbols, tiers, v2, ws
 from app.settings import Settings
@@ -58,10 +60,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics.serving(family)
         app.state.registry = registry
         app.state.metrics = metrics
-        app.state.plane = DataPlane(registry, metrics)
-        app.state.live = await _follow(settings, app.state.plane, metrics)
+        app.state.plane = plane = DataPlane(registry, metrics, settings.shadow_rate)
+        decision_log = _decision_log(settings, plane, metrics)
+        app.state.quality = quality = Quality(settings.quality_window, metrics.registry)
+        plane.followup.listen(quality.on_served, tracked_only=True)
+        metrics.before_scrape(quality.sync)
+        if decision_log is not None:
+            quality.listen(decision_log.on_realised)
+        app.state.live = await _follow(settings, plane, metrics, quality)
         yield
         await app.state.live.stop()
+        if decision_log is not None:
+            plane.followup.run()  # the records of the last answers
+            decision_log.close(settings.shutdown_grace_seconds)
         if shared is not None:
             multiproc.leave(shared)
 
@@ -83,9 +94,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-async def _follow(settings: Settings, plane: DataPlane, metrics: Metrics) -> Live:
+def _decision_log(settings: Settings, plane: DataPlane, metrics: Metrics) -> DecisionLog | None:
+    """The decision log, started and listening to the data plane's answers, when the settings ask for one."""
+    if settings.decision_log is None:
+        return None
+    decision_log = DecisionLog(settings.decision_log, metrics.registry, settings.decision_log_max_bytes,
+                               settings.decision_log_backups, settings.decision_log_queue)
+    plane.followup.listen(decision_log.on_served)  # first: a decision's line precedes its outcome's
+    decision_log.start()
+    return decision_log
+
+
+async def _follow(settings: Settings, plane: DataPlane, metrics: Metrics, quality: Quality) -> Live:
     """This worker's live symbols, started: every feed of the settings, predicting through `plane`."""
-    live = await Live.open(settings, plane, metrics)
+    live = await Live.open(settings, plane, metrics, quality)
     await live.start()
     return live
 

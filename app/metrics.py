@@ -24,6 +24,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    Metric,
     disable_created_metrics,
     generate_latest,
     multiprocess,
@@ -108,6 +109,10 @@ class Metrics:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path=str(self.directory))
         return registry
+
+    def collect(self) -> list[Metric]:
+        """Every metric's current samples, every worker summed."""
+        return list(self._scraped().collect())
 
     def tiers(self, names: list[str]) -> dict[str, TierStats]:
         """Requests, share and latency quantiles of each tier, over every worker."""

@@ -16,13 +16,14 @@ import hashlib
 import threading
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
 from app.errors import FamilyRefused
-from market import features
+from market import features, targets
 from market.regime import REGIMES, Thresholds
 from models.manifest import Manifest, TensorSpec, TierEntry
 from models.store import StoreError, load_current
@@ -68,6 +69,12 @@ class Family:
     def available(self) -> list[str]:
         return [name for name, tier in self.tiers.items() if tier.available]
 
+    @cached_property
+    def target(self) -> targets.Target:
+        """What the family predicts, with the parameters it fitted (`market.targets`)."""
+        t = self.manifest.target
+        return targets.get(t.name, t.horizon, t.params)
+
     @property
     def trained_with_taker_volume(self) -> bool:
         """Whether the training candles had taker-buy volume, which the order-flow features read. A family
@@ -103,10 +110,12 @@ def session_options(threads: int) -> ort.SessionOptions:
 Overrides = dict[str, float | None]
 
 
-def check_store(store: Path, overrides: Overrides | None = None) -> tuple[Path, Manifest, Thresholds]:
-    """The family CURRENT points at, if its manifest is usable by this service (no model is loaded)."""
+def check_store(store: Path, overrides: Overrides | None = None, family_id: str | None = None
+                ) -> tuple[Path, Manifest, Thresholds]:
+    """The family CURRENT points at (or `family_id`), if its manifest is usable by this service (no model
+    is loaded)."""
     try:
-        directory, manifest = load_current(store)
+        directory, manifest = load_current(store, family_id)
     except StoreError as e:
         raise FamilyRefused(_within_store(str(e), store)) from None
     return directory, manifest, _check_family(directory, manifest, overrides or {})
@@ -119,9 +128,11 @@ def _within_store(message: str, store: Path) -> str:
     return message
 
 
-def load_family(store: Path, threads: int = 1, overrides: Overrides | None = None) -> Family:
-    """Load and verify the family CURRENT points at; raise FamilyRefused when the family is unusable."""
-    directory, manifest, thresholds = check_store(store, overrides)
+def load_family(store: Path, threads: int = 1, overrides: Overrides | None = None,
+                family_id: str | None = None) -> Family:
+    """Load and verify the family CURRENT points at (or `family_id`); raise FamilyRefused when the family
+    is unusable."""
+    directory, manifest, thresholds = check_store(store, overrides, family_id)
     options = session_options(threads)
     ordered = sorted(manifest.tiers, key=lambda t: -t.params)
     tiers = {entry.name: _load_tier(store, directory, manifest, entry, options) for entry in ordered}

@@ -136,8 +136,12 @@ def read_manifest(family_dir: Path) -> Manifest:
         raise StoreError(f"{path}: {where}: {first['msg']}") from None
 
 
-def load_current(store: Path) -> tuple[Path, Manifest]:
-    """The directory and manifest of the family CURRENT points at."""
+def load_current(store: Path, family_id: str | None = None) -> tuple[Path, Manifest]:
+    """The directory and manifest of the family CURRENT points at (or of `family_id`, in the store)."""
+    if family_id is not None:
+        if not _FAMILY_ID.match(family_id) or not (store / family_id).is_dir():
+            raise StoreError(f"family {family_id[:60]!r} is not in {store}")
+        return store / family_id, read_manifest(store / family_id)
     family_dir = store / read_current(store)
     if not family_dir.is_dir():
         raise StoreError(f"{store / CURRENT} points at {family_dir.name}, which does not exist in {store}")
