@@ -50,7 +50,7 @@ def samples(client: TestClient, name: str) -> dict[tuple[str, str, str], float]:
     return out
 
 
-def wait_for(check, seconds: float = 5.0):  # noqa: ANN001, ANN201 - a polling helper
+def wait_for(check, seconds: float = 5.0):
     deadline = time.monotonic() + seconds
     while not (found := check()):
         assert time.monotonic() < deadline, "the shadow runs did not show up in time"
@@ -58,8 +58,8 @@ def wait_for(check, seconds: float = 5.0):  # noqa: ANN001, ANN201 - a polling h
     return found
 
 
-def test_shadow_scoring_never_changes_an_answer_or_its_route(quick_store: Path, client_for: ClientFor,
-                                                             make_body: MakeBody, regime_ends: dict[str, int]):
+def test_shadow_scoring_never_changes_an_answer_or_its_route(
+        quick_store: Path, client_for: ClientFor, make_body: MakeBody, regime_ends: dict[str, int]):
     cases = requests_of(make_body, regime_ends)
     with client_for(quick_store, shadow_rate=0.0) as off:
         expected = [served(off, path, body) for path, body in cases]
