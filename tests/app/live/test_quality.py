@@ -4,6 +4,7 @@ per routed tier and regime, exactly as an offline computation over the same bars
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +12,10 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.decisions import DECISION, OUTCOME
 from app.registry import load_family
 from app.settings import Settings
+from cli import main
 from market import scores
 from market.csvfile import read_candles
 from market.features import compute, sliding_windows
@@ -61,9 +64,10 @@ def offline(store: Path, path: Path, s: Settings) -> dict[tuple[str, str], dict[
     return out
 
 
-def test_realised_quality_of_a_replayed_real_file_equals_the_offline_computation(quick_store: Path,
-                                                                                  eth_slice: Path):
-    s = settings(quick_store, feeds=(f"ETH=replay:{eth_slice}:max",), shadow_rate=0.0)
+def test_realised_quality_of_a_replayed_real_file_equals_the_offline_computation(
+        quick_store: Path, eth_slice: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    log = tmp_path / "decisions.jsonl"
+    s = settings(quick_store, feeds=(f"ETH=replay:{eth_slice}:max",), shadow_rate=0.0, decision_log=log)
     expected = offline(quick_store, eth_slice, s)
     realised_bars = sum(v["outcomes"] for v in expected.values())
 
@@ -83,6 +87,7 @@ def test_realised_quality_of_a_replayed_real_file_equals_the_offline_computation
     got = {(t["name"], regime): stats
            for t in tiers["tiers"] for regime, stats in t["live"]["realised"].items()}
     assert set(got) == set(expected)
+    got_tiers = [t["name"] for t in tiers["tiers"]]
     assert sum(v["outcomes"] for v in got.values()) == realised_bars == LIVE - tiers["target"]["horizon"]
     for key, want in expected.items():
         assert got[key]["outcomes"] == want["outcomes"], key
@@ -99,3 +104,16 @@ def test_realised_quality_of_a_replayed_real_file_equals_the_offline_computation
         for scored, values in want["scores"].items():
             if values.get(headline) is not None:
                 assert exported[(tier, regime, scored)] == pytest.approx(values[headline], rel=1e-5, abs=1e-9)
+
+    # The decision log holds every bar's decision, and its outcome once realised; the audit agrees.
+    events = [json.loads(line) for line in log.read_bytes().splitlines()]
+    decisions = {e["id"]: e["data"] for e in events if e["type"] == DECISION}
+    outcomes = [e for e in events if e["type"] == OUTCOME]
+    assert len(decisions) == LIVE and len(outcomes) == realised_bars
+    assert all(e["subject"] in decisions and decisions[e["subject"]]["symbol"] == "ETH" for e in outcomes)
+    assert all(set(decisions[e["subject"]]["shadow"]) | {decisions[e["subject"]]["tier"]} == set(got_tiers)
+               for e in outcomes), "a followed bar runs on every tier"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["replay-log", str(log), "--models", str(quick_store)])
+    out = capsys.readouterr().out
+    assert exit_info.value.code == 0 and f"{LIVE} decisions, {realised_bars} outcomes (0 of" in out, out
