@@ -11,6 +11,7 @@ from app.metrics import Metrics, TierStats
 from app.quality import Quality
 from app.registry import Family, Tier
 from app.schemas import FamilyInfo, FeedReadiness, LiveStats, Readiness, RealisedStats, TierInfo
+from market import scores
 from market.feeds import FeedState
 
 
@@ -26,6 +27,7 @@ def describe(family: Family, metrics: Metrics, quality: Quality | None = None) -
         tiers=[describe_tier(t, live[name], collected, quality) for name, t in family.tiers.items()],
         baselines={name: b.metrics for name, b in m.baselines.items()},
         classical={name: c.metrics for name, c in m.classical.items()}, verdict=m.skill.verdict,
+        headline=scores.headline(family.target),
     )
 
 

@@ -29,7 +29,7 @@ from app.live.follower import Live
 from app.metrics import Metrics
 from app.quality import Quality
 from app.registry import Registry
-from app.routes import admin, bench, health, predict, symbols, tiers, v2, ws
+from app.routes import admin, bench, console, health, predict, symbols, tiers, v2, ws
 from app.settings import Settings
 
 log = logging.getLogger("app")
@@ -84,8 +84,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _document(app, app.state.codec, app.state.oip_types)
     if settings.bench_routes:  # first, so the baseline pays no more route matching than /predict
         app.include_router(bench.router)
-    for module in (predict, tiers, health, admin, v2, symbols, ws):
+    for module in (predict, tiers, health, admin, v2, symbols, ws, console):
         app.include_router(module.router)
+    app.mount(console.STATIC, console.static(), name="console")
     errors.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:  # added last, so it is outermost and also decorates 413 answers

@@ -4,6 +4,7 @@
     plane.followup.listen(quality.on_served)     # each predicted bar, with every tier's output on it
     quality.on_bar("BTCUSDT", window)            # each closed bar: predictions whose horizon has passed
     quality.tier("M3")                           # by regime: outcomes, M3's scores, the others' on them
+    quality.recent("BTCUSDT")                    # its last realised outcomes (the console's chart)
 
 A followed symbol's bar is predicted by the tier its regime routes to, and run on every other tier too
 (`Served.everywhere`). Once `horizon` more bars have closed, its target is computed from the symbol's
@@ -43,6 +44,20 @@ class Outcome:
     outputs: dict[str, np.ndarray]  # tier → its output row on the bar (the routed one and the others)
 
 
+RECENT = 500  # realised outcomes kept per symbol for GET /symbols/{symbol}/outcomes
+
+
+@dataclass(frozen=True)
+class Recent:
+    """A realised outcome as a chart shows it."""
+
+    ts: int
+    tier: str
+    regime: str
+    predicted: float  # the routed tier's prediction: the value, or the likeliest class's index
+    realised: float  # the target: the value, or the class's index
+
+
 Scores = dict[str, dict[str, float | int | None]]  # scored tier → metric → value ("rows": how many)
 Realised = Callable[[list[tuple[Served, Outcome]]], None]
 
@@ -55,6 +70,7 @@ class Quality:
         self._sets: dict[tuple[str, str], deque[Outcome]] = {}  # (routed tier, regime) → last outcomes
         self._scored: dict[tuple[str, str], Scores] = {}  # the sets' scores, until the set changes
         self._unexported: set[tuple[str, str]] = set()  # sets changed since the gauges were last set
+        self._recent: dict[str, deque[Recent]] = defaultdict(lambda: deque(maxlen=RECENT))  # by symbol
         self._family_id: str | None = None
         self._target: Target | None = None
         self._listeners: list[Realised] = []
@@ -95,6 +111,10 @@ class Quality:
                 out[regime] = {"outcomes": len(outcomes), "scores": self._scores((tier, regime))}
         return out
 
+    def recent(self, symbol: str) -> list[Recent]:
+        """The symbol's last realised outcomes, oldest first."""
+        return list(self._recent.get(symbol, ()))
+
     def sync(self) -> None:
         """Bring the scores of the sets that changed into the gauges (before a scrape): scoring is done
         when asked for, not on every bar."""
@@ -112,6 +132,7 @@ class Quality:
         self._sets.clear()
         self._scored.clear()
         self._unexported.clear()
+        self._recent.clear()
         for s in self._pending.values():
             s.clear()
         self.scores.clear()
@@ -144,6 +165,9 @@ class Quality:
             self._scored.pop(key, None)
             self._unexported.add(key)
             self.outcomes.labels(*key).inc()
+            out = r.answer.output
+            predicted = float(np.argmax(out)) if r.family.manifest.target.classes else float(out[0])
+            self._recent[outcome.symbol].append(Recent(outcome.ts, *key, predicted, outcome.y))
         if realised:
             for listener in self._listeners:
                 listener(realised)

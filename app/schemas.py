@@ -83,6 +83,8 @@ class FamilyInfo(BaseModel):
     baselines: dict[str, Metrics]
     classical: dict[str, Metrics] = Field(description="classical baselines on the same test split")
     verdict: str = Field(description="whether any tier beats the best classical baseline")
+    headline: str = Field(description="the metric the family is judged on (r2, balanced_accuracy), in "
+                          "metrics, per_regime and live.realised")
 
 
 class Health(BaseModel):
