@@ -64,6 +64,7 @@ def offline(store: Path, path: Path, s: Settings) -> dict[tuple[str, str], dict[
     return out
 
 
+@pytest.mark.slow
 def test_realised_quality_of_a_replayed_real_file_equals_the_offline_computation(
         quick_store: Path, eth_slice: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     log = tmp_path / "decisions.jsonl"
