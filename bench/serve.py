@@ -261,9 +261,9 @@ def markdown(result: dict[str, Any]) -> str:
              r["errors"]] for r in http if "shadow_rate" not in r]
     shadowed = [r for r in http if "shadow_rate" in r]
     off = next((r for r in shadowed if r["shadow_rate"] == 0), None)
-    shadow_rows = [[f"`/predict` {r['row']}", r["rps"], r["p50_ms"], r["p99_ms"], off and r["rps"] / off["rps"],
-                    off and r["p99_ms"] / off["p99_ms"], r["comparisons"], r["served"], r["errors"]]
-                   for r in shadowed]
+    shadow_rows = [[f"`/predict` {r['row']}", r["rps"], r["p50_ms"], r["p99_ms"],
+                    off and r["rps"] / off["rps"], off and r["p99_ms"] / off["p99_ms"], r["comparisons"],
+                    r["served"], r["errors"]] for r in shadowed]
     ort = [[o["tier"], o["params"], o["batch1_us"], o["batch1024_per_s"], o["registry_startup_us"]]
            for o in result["onnxruntime"]]
     fx, px = result["features_us"], result["parse_us"]
@@ -285,8 +285,8 @@ def markdown(result: dict[str, Any]) -> str:
                "÷ bare", "errors"], rows),
         "Shadow scoring (TIERED_SHADOW_RATE; one worker, a fresh server per rate, routed /predict with "
         f"columns at {plan['connections']} connections; comparisons: answers × larger tiers shadowed):\n\n"
-        + table(["endpoint, shadow rate", "requests/s", "p50 ms", "p99 ms", "requests/s ÷ rate 0", "p99 ÷ rate 0",
-                 "comparisons", "answers", "errors"], shadow_rows),
+        + table(["endpoint, shadow rate", "requests/s", "p50 ms", "p99 ms", "requests/s ÷ rate 0",
+                 "p99 ÷ rate 0", "comparisons", "answers", "errors"], shadow_rows),
         "Targets: " + "; ".join(targets) + ".\n\n" + table(["workers", *HEADS.values()], heads),
         "onnxruntime alone (the app's session options, 1 thread):\n\n"
         + table(["tier", "params", "batch-1 µs/call", "batch-1024 predictions/s", "registry's startup µs"],
