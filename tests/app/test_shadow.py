@@ -109,3 +109,16 @@ def test_a_rate_between_samples_about_that_share(quick_store: Path, client_for: 
     sampled = next(iter(per_larger.values()))
     assert len(set(per_larger.values())) == 1, "a sampled answer runs on every larger tier"
     assert 0.25 * n - 4 * np.sqrt(n * 0.25 * 0.75) < sampled < 0.25 * n + 4 * np.sqrt(n * 0.25 * 0.75)
+
+
+def test_records_beyond_the_followup_limit_are_dropped_and_counted_not_queued(
+        quick_store: Path, client_for: ClientFor, make_body: MakeBody, regime_ends: dict[str, int]):
+    with client_for(quick_store, shadow_rate=1.0) as client:
+        client.app.state.plane.followup.limit = 2  # type: ignore[attr-defined]  # as if the loop fell behind
+        answers = served(client, "/predict/batch", {"items": [make_body(end=regime_ends["calm"])] * 5})
+        assert len(answers["results"]) == 5, "every answer is sent, shadowed or not"
+        counts = wait_for(lambda: samples(client, f"{shadow.COMPARED}_total"))
+        dropped = [s.value for f in text_string_to_metric_families(client.get("/metrics").text)
+                   for s in f.samples if s.name == "tiered_followup_dropped_total"]
+    assert dropped == [3.0]
+    assert set(counts.values()) == {2.0}, "two answers were shadowed, on every larger tier"
