@@ -4,6 +4,7 @@
     tiered fetch    download candles from Bybit's public v5 API into a CSV
     tiered train    build a model family (needs the `train` extra: torch)
     tiered serve    serve the current family over HTTP
+    tiered replay-log   recompute the decisions of a decision log and report mismatches
 
 Each package registers its own subcommands and imports its heavy dependencies only when run, so the
 service installs and runs without torch.

@@ -2,6 +2,7 @@
 TIERED_WORKERS worker processes running uvicorn (`app/supervisor.py`).
 
     tiered serve [--models DIR] [--host HOST] [--port PORT] [--grpc-port PORT] [--workers N] [--feed SPEC ...]
+    tiered replay-log FILE... [--models DIR] [--json]     (app/audit.py)
 
 Flags override TIERED_* environment variables, which override the defaults in `app/settings.py`;
 with no flags at all the service is configured by the environment alone (the container runs exactly
@@ -41,6 +42,21 @@ def register(sub: Any) -> None:
                         "(bybit:linear:BTCUSDT:1) or replay:PATH[:SPEED] (SPEED: bars/s, Nx real time, max); "
                         "TIERED_FEEDS, comma-separated")
     p.set_defaults(handler=serve)
+    p = sub.add_parser("replay-log", help="recompute the decisions of a decision log; report mismatches",
+                       description="Recompute every decision of the given decision log files (rotated ones "
+                                   "too) from the families in the store; exit 1 on a mismatch, 2 when "
+                                   "nothing could be read.")
+    p.add_argument("files", type=Path, nargs="+", metavar="FILE")
+    p.add_argument("--models", type=Path, default=Path("models/store"),
+                   help="the store holding the families the log names (default models/store)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(handler=replay_log)
+
+
+def replay_log(args: argparse.Namespace) -> int:
+    from app import audit  # the service's stack, loaded only for this command
+
+    return audit.run(args)
 
 
 def serve(args: argparse.Namespace) -> int:

@@ -13,6 +13,11 @@ budget, the names of its elements for messages) and calls:
 Every window's features are compared with the family's training range (`market/ranges.py`): a Decision
 names the features out of it; with `RangePolicy(refuse=True)` a prediction of such a window is an
 OutOfRange error instead (a /regime decision is never refused: it predicts nothing).
+
+After the answers, a sample of them (`shadow_rate`) runs on the larger tiers, and the decision log and a
+followed symbol's realised quality take their records (`app/served.py`, `app/shadow.py`), always in a
+later turn of the event loop than the answers'.
+
 Results are `Answer`s and `Decision`s; failures are the domain errors of `app/errors.py`, which each
 transport maps to its own status. A query travels as one `_Job` record, whatever the call. Every call
 reads the registry's family once, so a reload in the middle of a call cannot mix two families; the
@@ -41,6 +46,8 @@ from app.errors import BadRequest, InvalidInput, OutOfRange, ServiceError, TierU
 from app.metrics import Metrics
 from app.registry import Family, Registry
 from app.router import Reason, Route, check_tier, route
+from app.served import Followup, Served
+from app.shadow import Shadow
 from app.windows import Window
 from market.features import SIGNAL_NAMES
 from market.regime import REGIMES, detect
@@ -55,6 +62,8 @@ class Query:
     tier: str | None = None  # an override
     budget_ms: float | None = None  # a latency budget
     regime: str | None = None  # the caller's regime (one of REGIMES), routed instead of the detector's
+    symbol: str | None = None  # what the window is of, when the caller knows (a followed symbol)
+    tracked: bool = False  # a followed symbol's bar: recorded, run on every tier, scored when realised
 
     @property
     def prefix(self) -> str:
@@ -142,9 +151,12 @@ class _Job:
 
 
 class DataPlane:
-    def __init__(self, registry: Registry, metrics: Metrics, ranges: RangePolicy | None = None) -> None:
+    def __init__(self, registry: Registry, metrics: Metrics, ranges: RangePolicy | None = None,
+                 shadow_rate: float = 0.0, followup_limit: int = 10_000) -> None:
         self.registry, self.metrics = registry, metrics
         self.ranges = ranges or RangePolicy()
+        self.shadow = Shadow(shadow_rate, metrics.registry)
+        self.followup = Followup(self.shadow, metrics.registry, followup_limit)
         self._pending: list[_Job] = []
         self._flush_scheduled = False
 
@@ -303,8 +315,12 @@ class DataPlane:
             latency_us = (done - job.start_ns) / 1e3
             d = decisions[row]
             target = family.manifest.target
-            job.outcome = Answer(d, prediction(target, y[row]), target_info(target), y[row], latency_us)
+            job.outcome = answer = Answer(d, prediction(target, y[row]), target_info(target), y[row],
+                                          latency_us)
             served.append((r.tier, d.regime, r.reason, latency_us))
+            shadowed = self.shadow.sampled()
+            if shadowed or self.followup.wanted(job.query.tracked):
+                self.followup.add(Served(answer, job.query, x[row], family, shadowed, job.query.tracked))
         self.metrics.record(served)
 
 

@@ -23,6 +23,7 @@ from app.errors import AdminDisabled, Unauthorized
 from app.inference import Inference
 from app.live.follower import Live
 from app.metrics import Metrics
+from app.quality import Quality
 from app.registry import Registry
 from app.settings import Settings
 from app.wire import Codec
@@ -56,6 +57,10 @@ async def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
+async def get_quality(request: Request) -> Quality:
+    return request.app.state.quality
+
+
 async def get_live(connection: HTTPConnection) -> Live:  # a request or a WebSocket
     return connection.app.state.live
 
@@ -72,6 +77,7 @@ InferenceDep = Annotated[Inference, Depends(get_inference)]
 RegistryDep = Annotated[Registry, Depends(get_registry)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 LiveDep = Annotated[Live, Depends(get_live)]
+QualityDep = Annotated[Quality, Depends(get_quality)]
 
 
 ControlDep = Annotated[Control, Depends(get_control)]

@@ -29,15 +29,17 @@ from fastapi.middleware.cors import CORSMiddleware
 from app import errors, grpc_server, oip, wire
 from app.control import Control, Local
 from app.dataplane import DataPlane, RangePolicy
+from app.decisions import DecisionLog
 from app.head import HeadAsGet
 from app.inference import Inference, Limits
 from app.limits import BodyLimit
 from app.live import views
 from app.live.follower import Live
 from app.metrics import Metrics
+from app.quality import Quality
 from app.registry import Registry
 from app.routed import RoutedModel
-from app.routes import admin, bench, health, predict, symbols, tiers, v2, ws
+from app.routes import admin, bench, console, health, predict, symbols, tiers, v2, ws
 from app.settings import Settings
 
 log = logging.getLogger("app")
@@ -69,15 +71,25 @@ def create_app(settings: Settings | None = None, control: Control | None = None)
         app.state.registry = registry
         app.state.metrics = metrics
         plane = app.state.plane = DataPlane(registry, metrics, RangePolicy(settings.out_of_range == "refuse",
-                                                                           settings.range_margin))
+                                                                           settings.range_margin),
+                                            shadow_rate=settings.shadow_rate)
         limits = Limits(settings.max_batch_items, settings.max_candles)
         routed = RoutedModel(plane, limits, app.state.codec.now_ms)
         models = app.state.inference = Inference(plane, limits, routed)
+        decision_log = _decision_log(settings, plane, metrics)
+        app.state.quality = quality = Quality(settings.quality_window, metrics.registry)
+        plane.followup.listen(quality.on_served, tracked_only=True)
+        metrics.before_scrape(quality.sync)
+        if decision_log is not None:
+            quality.listen(decision_log.on_realised)
         app.state.control = control
         async with AsyncExitStack() as worker_tasks:
+            if decision_log is not None:  # last: the records of the last answers, then the file
+                worker_tasks.callback(decision_log.close, settings.shutdown_grace_seconds)
+                worker_tasks.callback(plane.followup.run)
             await worker_tasks.enter_async_context(control.attached(registry, metrics))
             await worker_tasks.enter_async_context(grpc_server.serving(settings, models))
-            app.state.live = await _follow(settings, plane, metrics)
+            app.state.live = await _follow(settings, plane, metrics, quality)
             worker_tasks.push_async_callback(app.state.live.stop)
             control.ready(family)
             yield
@@ -93,8 +105,9 @@ def create_app(settings: Settings | None = None, control: Control | None = None)
     _document(app, app.state.codec, app.state.oip_types)
     if settings.bench_routes:  # first, so the baseline pays no more route matching than /predict
         app.include_router(bench.router)
-    for module in (predict, tiers, health, admin, v2, symbols, ws):
+    for module in (predict, tiers, health, admin, v2, symbols, ws, console):
         app.include_router(module.router)
+    app.mount(console.STATIC, console.static(), name="console")
     errors.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, gap_seconds=settings.body_gap_seconds,
                        total_seconds=settings.body_timeout_seconds)
@@ -105,9 +118,20 @@ def create_app(settings: Settings | None = None, control: Control | None = None)
     return app
 
 
-async def _follow(settings: Settings, plane: DataPlane, metrics: Metrics) -> Live:
+def _decision_log(settings: Settings, plane: DataPlane, metrics: Metrics) -> DecisionLog | None:
+    """The decision log, started and listening to the data plane's answers, when the settings ask for one."""
+    if settings.decision_log is None:
+        return None
+    decision_log = DecisionLog(settings.decision_log, metrics.registry, settings.decision_log_max_bytes,
+                               settings.decision_log_backups, settings.decision_log_queue)
+    plane.followup.listen(decision_log.on_served)  # first: a decision's line precedes its outcome's
+    decision_log.start()
+    return decision_log
+
+
+async def _follow(settings: Settings, plane: DataPlane, metrics: Metrics, quality: Quality) -> Live:
     """This worker's live symbols, started: every feed of the settings, predicting through `plane`."""
-    live = await Live.open(settings, plane, metrics)
+    live = await Live.open(settings, plane, metrics, quality)
     await live.start()
     return live
 

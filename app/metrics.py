@@ -26,6 +26,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    Metric,
     disable_created_metrics,
     generate_latest,
     multiprocess,
@@ -118,6 +119,10 @@ class Metrics:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path=str(self.directory))
         return registry
+
+    def collect(self) -> list[Metric]:
+        """Every metric's current samples, every worker summed."""
+        return list(self._scraped().collect())
 
     def tiers(self, names: list[str]) -> dict[str, TierStats]:
         """Requests, share and latency quantiles of each tier, over every worker."""

@@ -19,6 +19,7 @@ import hashlib
 import threading
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ import onnxruntime as ort
 
 from app.errors import FamilyRefused
 from app.families import Overrides, check_family
-from market import features
+from market import features, targets
 from market.ranges import Ranges
 from market.regime import Thresholds
 from models.manifest import Manifest, TensorSpec, TierEntry
@@ -72,6 +73,12 @@ class Family:
     @property
     def available(self) -> list[str]:
         return [name for name, tier in self.tiers.items() if tier.available]
+
+    @cached_property
+    def target(self) -> targets.Target:
+        """What the family predicts, with the parameters it fitted (`market.targets`)."""
+        t = self.manifest.target
+        return targets.get(t.name, t.horizon, t.params)
 
     @property
     def trained_with_taker_volume(self) -> bool:

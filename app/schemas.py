@@ -13,11 +13,32 @@ from pydantic import BaseModel, Field
 from models.manifest import FeatureRanges, Metrics, TargetSection, TensorSpec, TierMapEvidence
 
 
+class ShadowStats(BaseModel):
+    comparisons: int = Field(description="answers of this tier also run on the shadow tier (every worker)")
+    mean_abs_difference: float | None = Field(description="mean absolute difference of the two outputs")
+    agreement: float | None = Field(description="share with the same sign (signed targets) or the same "
+                                    "likeliest class; null for targets without one")
+
+
+class RealisedStats(BaseModel):
+    outcomes: int = Field(description="this tier's answers on followed symbols whose target is now known "
+                          "(the last quality_window of them)")
+    scores: dict[str, dict[str, float | int | None]] = Field(description="scored tier → metric → value on "
+                                                             "those same bars: this tier's and the others'")
+
+
 class LiveStats(BaseModel):
     requests: int = Field(description="predictions served since the service started, every worker summed")
     share: float = Field(description="this tier's share of all predictions served")
     p50_us: float | None
     p99_us: float | None
+    shadow: dict[str, dict[str, ShadowStats]] = Field(default_factory=dict, description="larger tier → "
+                                                      "regime (and 'all') → how far this tier's answers were "
+                                                      "from it")
+    realised: dict[str, RealisedStats] = Field(default_factory=dict, description="regime → realised quality "
+                                               "of this tier's answers on followed symbols, beside the "
+                                               "other tiers' on the same bars (compare per_regime: the "
+                                               "training-time scores)")
 
 
 class TierInfo(BaseModel):
@@ -64,6 +85,8 @@ class FamilyInfo(BaseModel):
     baselines: dict[str, Metrics]
     classical: dict[str, Metrics] = Field(description="classical baselines on the same test split")
     verdict: str = Field(description="whether any tier beats the best classical baseline")
+    headline: str = Field(description="the metric the family is judged on (r2, balanced_accuracy), in "
+                          "metrics, per_regime and live.realised")
 
 
 class Health(BaseModel):

@@ -96,6 +96,18 @@ class Settings(BaseSettings):
     live_stale_grace_seconds: float = Field(default=10.0, ge=0, description="a symbol is stale when its "
                                             "last prediction is older than one bar plus this")
 
+    # What routing costs (app/shadow.py, app/quality.py, app/decisions.py).
+    shadow_rate: float = Field(default=0.01, ge=0.0, le=1.0, description="fraction of routed answers "
+                               "also run on every larger tier after they are sent; 0: off")
+    quality_window: int = Field(default=1000, ge=1, le=1_000_000, description="realised outcomes kept per "
+                                "routed tier and regime for the live scores")
+    decision_log: Path | None = Field(default=None, description="write one CloudEvent JSON line per answer "
+                                      "here; unset: no log")
+    decision_log_max_bytes: int = Field(default=64 * MIB, ge=1024, description="rotate past this size")
+    decision_log_backups: int = Field(default=5, ge=0, le=1000, description="rotated files kept")
+    decision_log_queue: int = Field(default=10_000, ge=1, le=10_000_000, description="lines waiting for the "
+                                    "writer; more are dropped and counted, never waited for")
+
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list,
                                                          description="empty: CORS off")
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"

@@ -8,10 +8,11 @@ POST /bench/bare (FastAPI parsing the window as pydantic candle objects, answeri
 floor of a textbook endpoint), /predict routed over a regime-mixed rotation of windows with the body in
 each form (candle objects, columns, Bybit's kline list), /predict forced to each tier (columns), the bare
 endpoint and /predict at one connection (latency without queueing), /predict/batch at 1, 64 and
-1,000 columnar windows (1,000 is the most TIERED_MAX_BATCH_ITEMS allows), and the Open Inference
+1,000 columnar windows (1,000 is the most TIERED_MAX_BATCH_ITEMS allows), the Open Inference
 Protocol on tier M3 with 1 and 256 feature rows per call: REST with JSON tensors, REST with binary
 tensors both ways (tritonclient's defaults), and gRPC (raw contents; bench.loadgen's grpc.aio client,
-so compare it with the Python HTTP client's rows, not wrk's). Headlines, the issue's
+so compare it with the Python HTTP client's rows, not wrk's); then routed /predict with columns on a
+fresh one-worker server per shadow rate (0, 0.01, 0.1: the cost of shadow scoring). Headlines, the issue's
 targets: /predict with columns ÷ bare ≥ 1.0, with objects ÷ bare ≥ 0.8, p50 at one connection ≤ 1.2 ×
 the bare endpoint's, and batch predictions/s ÷ the in-process path's for the same windows, features
 included, ≥ 0.5.
@@ -35,8 +36,9 @@ import grpc
 import httpx
 import numpy as np
 import orjson
+from prometheus_client.parser import text_string_to_metric_families
 
-from app import oip, proto
+from app import oip, proto, shadow
 from app.registry import Family, load_family
 from bench import bodies, loadgen, pipeline, server
 from bench.common import cli, table
@@ -50,6 +52,7 @@ OIP_ROWS = ("v2 json", "v2 binary", "grpc")
 TARGETS = {"columns_over_bare": 1.0, "objects_over_bare": 0.8, "p50_over_bare": 1.2,
            "batch_over_pipeline": 0.5}
 AT_MOST = {"p50_over_bare"}  # the other targets are floors
+SHADOW_RATES = (0.0, 0.01, 0.1)  # TIERED_SHADOW_RATE of the shadow rows (the other rows: the default)
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,7 @@ class Plan:
     per_regime: int  # windows per true regime in the rotation
     ort_runs: int
     client: str  # auto (wrk when installed) | python
+    shadow_rates: tuple[float, ...] = SHADOW_RATES  # one server each (one worker): routed /predict
 
 
 FULL = Plan((1, 2), 10.0, 2.0, 16, 4, None, (1, 64, MAX_BATCH), 64, 3000, "auto")
@@ -94,6 +98,10 @@ def run(quick: bool, out: Path, models: Path | None = None) -> dict[str, Any]:
                     check_oip(url, target, offline["features"])
                     http += measure_http(url, windows, plan, workers, client, tiers)
                     http += measure_oip(url, target, offline["features"], plan, workers, client)
+            for rate in plan.shadow_rates:
+                log = Path(tmp) / f"server-shadow-{rate:g}.log"
+                with server.running(store.path, 1, log, {"TIERED_SHADOW_RATE": str(rate)}) as url:
+                    http.append(measure_shadow(url, windows, plan, client, rate))
     offline.pop("features")
     result = {"family": store.describe(), "client": client, "plan": asdict(plan), "http": http,
               "served_mix": mix, **offline, "headline": headline(http, offline["pipeline"], plan),
@@ -231,6 +239,25 @@ def measure_oip(url: str, target: str, x: np.ndarray, plan: Plan, workers: int,
     return measured
 
 
+def measure_shadow(url: str, windows: bodies.Windows, plan: Plan, client: str, rate: float) -> dict[str, Any]:
+    """Routed /predict (columns) on a server shadowing `rate` of its answers, and how many it shadowed."""
+    payloads = [windows.body(k, "columns") for k in range(len(windows.ends))]
+    load = loadgen.Load("/predict", payloads, plan.connections, plan.seconds)
+    print(f"bench.serve: 1 worker, shadow rate {rate:g}", file=sys.stderr)
+    if plan.warmup:
+        loadgen.measure(url, loadgen.Load("/predict", payloads, plan.connections, plan.warmup), client)
+    m = loadgen.measure(url, load, client)
+    with httpx.Client(base_url=url, timeout=30.0) as c:
+        exposition = c.get("/metrics").text
+    shadowed = sum(s.value for f in text_string_to_metric_families(exposition) for s in f.samples
+                   if s.name == f"{shadow.COMPARED}_total")
+    served = sum(s.value for f in text_string_to_metric_families(exposition) for s in f.samples
+                 if s.name == "tiered_predictions_total")
+    return {"workers": 1, "row": f"shadow {rate:g}", "path": "/predict", "connections": plan.connections,
+            "batch": 1, "predictions_per_s": m.rps, "shadow_rate": rate, "comparisons": shadowed,
+            "served": served, **m.to_dict()}
+
+
 def headline(http: list[dict[str, Any]], raw: dict[str, float], plan: Plan) -> list[dict[str, Any]]:
     big = max(plan.batch_sizes)
     out = []
@@ -257,7 +284,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
     workers = sorted({r["workers"] for r in result["http"]})
-    names = [r["row"] for r in result["http"] if r["workers"] == workers[0] and r["batch"] == 1]
+    names = [r["row"] for r in result["http"]
+             if r["workers"] == workers[0] and r["batch"] == 1 and "shadow_rate" not in r]
     width = 0.8 / len(workers)
     for j, w in enumerate(workers):
         rps = {r["row"]: r["rps"] for r in result["http"] if r["workers"] == w}
@@ -294,7 +322,12 @@ def markdown(result: dict[str, Any]) -> str:
     bare = {r["workers"]: r["rps"] for r in http if r["row"] == "bare"}
     rows = [[r["workers"], f"`{r['path']}` {r['row']}", r["connections"], r["rps"], r["predictions_per_s"],
              r["p50_ms"], r["p99_ms"], r["rps"] / bare[r["workers"]] if r["batch"] == 1 else None,
-             r["errors"]] for r in http]
+             r["errors"]] for r in http if "shadow_rate" not in r]
+    shadowed = [r for r in http if "shadow_rate" in r]
+    off = next((r for r in shadowed if r["shadow_rate"] == 0), None)
+    shadow_rows = [[f"`/predict` {r['row']}", r["rps"], r["p50_ms"], r["p99_ms"],
+                    off and r["rps"] / off["rps"], off and r["p99_ms"] / off["p99_ms"], r["comparisons"],
+                    r["served"], r["errors"]] for r in shadowed]
     ort = [[o["tier"], o["params"], o["batch1_us"], o["batch1024_per_s"], o["registry_startup_us"]]
            for o in result["onnxruntime"]]
     fx, px = result["features_us"], result["parse_us"]
@@ -315,6 +348,10 @@ def markdown(result: dict[str, Any]) -> str:
         table(["workers", "endpoint", "conns", "requests/s", "predictions/s", "p50 ms", "p99 ms",
                "÷ bare", "errors"], rows),
         oip_table(result),
+        "Shadow scoring (TIERED_SHADOW_RATE; one worker, a fresh server per rate, routed /predict with "
+        f"columns at {plan['connections']} connections; comparisons: answers × larger tiers shadowed):\n\n"
+        + table(["endpoint, shadow rate", "requests/s", "p50 ms", "p99 ms", "requests/s ÷ rate 0",
+                 "p99 ÷ rate 0", "comparisons", "answers", "errors"], shadow_rows),
         "Targets: " + "; ".join(targets) + ".\n\n" + table(["workers", *HEADS.values()], heads),
         "onnxruntime alone (the app's session options, 1 thread):\n\n"
         + table(["tier", "params", "batch-1 µs/call", "batch-1024 predictions/s", "registry's startup µs"],
@@ -385,6 +422,11 @@ def reading(result: dict[str, Any]) -> str:
         parts.append(f"Two workers serve /predict with columns at {two['rps']:.0f} requests/s "
                      f"({two['rps'] / columns['rps']:.2f}× one worker, on 2 cores shared with the load "
                      "generator).")
+    shadowed = sorted((r for r in result["http"] if "shadow_rate" in r), key=lambda r: r["shadow_rate"])
+    if shadowed:
+        parts.append("Shadow scoring at rates " + ", ".join(f"{r['shadow_rate']:g}" for r in shadowed)
+                     + ": " + ", ".join(f"{r['rps']:.0f}" for r in shadowed) + " requests/s, p99 "
+                     + ", ".join(f"{r['p99_ms']:.2f}" for r in shadowed) + " ms.")
     errors = sum(r["errors"] for r in result["http"])
     parts.append("No request failed." if errors == 0 else f"{errors} requests FAILED (the errors column).")
     return " ".join(parts)

@@ -38,6 +38,7 @@ from app.live.hub import TRANSPORTS, Hub, Message
 from app.live.predictor import Prediction, SymbolPredictor
 from app.live.views import SymbolList, SymbolUpdate
 from app.metrics import Metrics
+from app.quality import Quality
 from app.settings import Settings
 from market.errors import MarketError
 from market.feeds import BarClosed, BybitSettings, Feed, FeedOptions, FeedState, open_feed
@@ -62,8 +63,9 @@ class Followed:
 
 class Live:
     def __init__(self, followed: dict[str, Followed], plane: DataPlane, metrics: Metrics,
-                 settings: Settings) -> None:
+                 settings: Settings, quality: Quality | None = None) -> None:
         self.followed, self.plane, self.grace = followed, plane, settings.live_stale_grace_seconds
+        self.quality = quality
         self.counters = LiveCounters(metrics.registry)
         self.hub = Hub(list(followed), settings.live_buffer_events, settings.live_subscriber_queue,
                        self.counters.dropped_subscriber)
@@ -71,13 +73,14 @@ class Live:
         self._tasks: list[asyncio.Task[None]] = []
 
     @classmethod
-    async def open(cls, settings: Settings, plane: DataPlane, metrics: Metrics) -> Live:
-        """The feeds of the settings, not yet started."""
+    async def open(cls, settings: Settings, plane: DataPlane, metrics: Metrics,
+                   quality: Quality | None = None) -> Live:
+        """The feeds of the settings, not yet started; `quality` scores their predictions when realised."""
         feeds = await open_feeds(settings.feeds, feed_options(settings))
         hysteresis = HysteresisSettings(settings.hysteresis_margin, settings.hysteresis_bars)
         followed = {name: Followed(name, feed, SymbolPredictor(name, hysteresis))
                     for name, feed in feeds.items()}
-        return cls(followed, plane, metrics, settings)
+        return cls(followed, plane, metrics, settings, quality)
 
     async def start(self) -> None:
         for s in self.followed.values():
@@ -147,6 +150,8 @@ class Live:
 
     def _on_bar(self, s: Followed, event: BarClosed) -> None:
         outcome = s.predictor.on_bar(self.plane, event.window, event.book)
+        if self.quality is not None:  # earlier bars whose horizon this bar completes
+            self.quality.on_bar(s.name, event.window)
         now = time.time()
         s.received = event.received
         if isinstance(outcome, Prediction):

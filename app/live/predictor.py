@@ -67,7 +67,8 @@ class SymbolPredictor:
             decision = plane.decide(query, family)
             step = self._hysteresis_for(plane, family, window).update(_signal_row(decision.signals))
             held_regime = REGIMES[step.regime]
-            [answer], _ = plane.predict_many([dataclasses.replace(query, regime=held_regime)], family)
+            followed = dataclasses.replace(query, regime=held_regime, symbol=self.name, tracked=True)
+            [answer], _ = plane.predict_many([followed], family)
         except ServiceError as e:
             return Unpredicted(e.message)
         return Prediction(answer, REGIMES[step.detected], step.held)

@@ -5,6 +5,7 @@
     per bar. Its prediction fields are /predict's, its regime adds `detected` and `held`; a bar that
     could not be predicted carries `problem` and nulls instead.
   * `SymbolSummary`: a symbol in the GET /symbols listing: the feed's state, last bar, counters.
+  * `Outcomes`: a symbol's last predictions joined to their realised targets (GET .../outcomes).
   * `Notice`: the other events (a gap in a resumed stream, a dropped subscriber, the service stopping).
 Times are ISO 8601 in UTC; bar times are also kept as epoch milliseconds (`ts`, the event id).
 """
@@ -20,6 +21,7 @@ from msgspec import Meta, Struct
 
 from app.dataplane import ClassPrediction, TargetInfo
 from app.live.predictor import Prediction, Unpredicted
+from app.quality import Recent
 from app.router import Reason
 from app.wire import Signals
 from market.candles import Book, Candles
@@ -112,6 +114,19 @@ class SymbolList(Struct):
     symbols: list[SymbolSummary]
 
 
+class OutcomeView(Struct):
+    ts: Annotated[int, Meta(description="the predicted bar's open time, epoch ms")]
+    tier: str
+    regime: str
+    predicted: Annotated[float, Meta(description="the routed tier's prediction (a class index)")]
+    realised: Annotated[float, Meta(description="the target once its horizon passed (a class's index)")]
+
+
+class Outcomes(Struct):
+    symbol: str
+    outcomes: Annotated[list[OutcomeView], Meta(description="the last realised predictions, oldest first")]
+
+
 class Notice(Struct, omit_defaults=True):
     kind: Literal["gap", "dropped", "end"]
     reason: str
@@ -175,8 +190,12 @@ def _book(book: Book | None) -> BookView | None:
     return BookView(bid, bid_size, ask, ask_size, book.spread_bps, book.imbalance)
 
 
+def outcomes(symbol: str, recent: list[Recent]) -> Outcomes:
+    return Outcomes(symbol, [OutcomeView(r.ts, r.tier, r.regime, r.predicted, r.realised) for r in recent])
+
+
 def components() -> dict[str, Any]:
     """The bodies as OpenAPI components (routes refer to them by name)."""
-    _, found = msgspec.json.schema_components([SymbolList, SymbolUpdate, StateView, Notice],
+    _, found = msgspec.json.schema_components([SymbolList, SymbolUpdate, StateView, Notice, Outcomes],
                                               ref_template="#/components/schemas/{name}")
     return found

@@ -10,9 +10,9 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from starlette.responses import Response
 
 from app import wire
-from app.deps import LiveDep
+from app.deps import LiveDep, QualityDep
 from app.errors import ErrorBody
-from app.live import sse
+from app.live import sse, views
 
 router = APIRouter(tags=["live"])
 Resume = Annotated[tuple[str, int | None], Depends(sse.resume_point)]
@@ -36,6 +36,13 @@ async def symbols(live: LiveDep) -> Response:
             responses={**UNKNOWN, **wire.response("SymbolUpdate")})
 async def symbol(symbol: str, live: LiveDep) -> Response:
     return wire.json_response(live.latest(symbol))
+
+
+@router.get("/symbols/{symbol}/outcomes", summary="The symbol's last predictions with their realised targets",
+            responses={**UNKNOWN, **wire.response("Outcomes")})
+async def outcomes(symbol: str, live: LiveDep, quality: QualityDep) -> Response:
+    live.symbol(symbol)
+    return wire.json_response(views.outcomes(symbol, quality.recent(symbol)))
 
 
 @router.get("/symbols/{symbol}/events", response_class=EventSourceResponse,

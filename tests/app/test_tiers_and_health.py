@@ -28,7 +28,7 @@ def test_tiers_describes_the_family_and_every_tier(client, manifest_data):
         assert set(tier["per_regime"]) == set(entry["per_regime"])
         assert tier["available"] is True and tier["problem"] is None
         assert tier["latency_us"] > 0 and tier["latency_us_at_training"] == entry["latency_us_batch1"]
-        assert set(tier["live"]) == {"requests", "share", "p50_us", "p99_us"}
+        assert set(tier["live"]) == {"requests", "share", "p50_us", "p99_us", "shadow", "realised"}
     lineage = {t["name"]: t["teacher"] for t in family["tiers"]}
     assert lineage == {"M0": None, "M1": "M0", "M2": "M1", "M3": "M2"}
 

@@ -18,7 +18,8 @@ from bench import bodies, loadgen, serve, server
 pytestmark = pytest.mark.slow
 
 ROWS = {"bare", "objects", "columns", "bybit", "tier M0", "tier M3", "bare @1", "objects @1", "columns @1",
-        "batch 1", "batch 64", *(f"{name} ×{size}" for name in serve.OIP_ROWS for size in serve.OIP_BATCHES)}
+        "batch 1", "batch 64", *(f"{name} ×{size}" for name in serve.OIP_ROWS for size in serve.OIP_BATCHES),
+        *(f"shadow {rate:g}" for rate in serve.SHADOW_RATES)}
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +35,15 @@ def _positive(value: float) -> bool:
 def test_quick_run_measures_every_row_with_one_worker(quick):
     result, _ = quick
     assert {(r["workers"], r["row"]) for r in result["http"]} == {(1, row) for row in ROWS}
+
+
+def test_shadow_rows_shadow_as_many_answers_as_their_rate_asks(quick):
+    result, _ = quick
+    rows = {r["shadow_rate"]: r for r in result["http"] if "shadow_rate" in r}
+    assert set(rows) == set(serve.SHADOW_RATES)
+    assert rows[0.0]["comparisons"] == 0
+    busy = rows[max(rows)]
+    assert busy["served"] > 0 and busy["comparisons"] > 0, busy
 
 
 def test_quick_run_answers_every_request_without_an_error(quick):

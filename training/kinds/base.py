@@ -4,9 +4,10 @@ A kind is keyed by `Target.kind` ("regression", "classes"). Its torch half: the 
 standardised, or class indices), the hard loss on labels, the soft loss against a teacher's outputs
 (distillation), and the head that turns the network's outputs into the served prediction in the
 target's natural units (normalisation stays inside the exported graph). Its numpy half: the metrics,
-written as functions of per-row sums (`row_stats` → `from_sums`) so the point estimate and every
-bootstrap resample compute the very same formula, the headline metric a family is judged on and its
-no-skill level, and the two classical models any target of the kind gets (a constant, a linear model).
+whose formulas live in `market.scores` (the service scores live predictions with them too), written as
+functions of per-row sums (`row_stats` → `from_sums`) so the point estimate and every bootstrap resample
+compute the very same formula, the headline metric a family is judged on and its no-skill level, and
+the two classical models any target of the kind gets (a constant, a linear model).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import ClassVar
 import numpy as np
 from torch import Tensor, nn
 
+from market import scores
 from market.dataset import Dataset
 from market.targets import Target
 from models.manifest import Metrics
@@ -70,21 +72,21 @@ class Kind(ABC):
 
     # -- numpy ----------------------------------------------------------------------------------
 
-    @abstractmethod
     def row_stats(self, target: Target, pred: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """(n, S) per-row statistics whose column sums determine every metric (see `from_sums`)."""
+        """(n, S) per-row statistics whose column sums determine every metric (`market.scores`)."""
+        return scores.of(target).row_stats(target, pred, y)
 
-    @abstractmethod
     def from_sums(self, target: Target, sums: np.ndarray) -> dict[str, np.ndarray]:
         """(..., S) sums of row_stats → metric name → (...) values; NaN where undefined."""
+        return scores.of(target).from_sums(target, sums)
 
     @abstractmethod
     def loss(self, pred: np.ndarray, y: np.ndarray) -> np.ndarray:
         """(n,) per-row loss (what the block length is chosen on)."""
 
-    @abstractmethod
     def no_skill(self, target: Target) -> float:
         """The headline value of a forecast that knows nothing (R² 0; balanced accuracy 1/classes)."""
+        return scores.of(target).no_skill(target)
 
     @abstractmethod
     def constant(self, y_train: np.ndarray, target: Target) -> np.ndarray:

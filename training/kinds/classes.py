@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from market import scores
 from market.dataset import Dataset
 from market.targets import Target
 from training.kinds.base import Kind, Predict, Scale, standardise
@@ -37,7 +38,7 @@ class Probabilities(nn.Module):
 
 class Classes(Kind):
     name = "classes"
-    headline = "balanced_accuracy"
+    headline = scores.FORMULAS[name].headline
     uses_temperature = True
     constant_name = "the training split's class frequencies"
     linear_name = "logistic"
@@ -60,38 +61,8 @@ class Classes(Kind):
     def head(self, net: nn.Module, scale: Scale) -> nn.Module:
         return Probabilities(net)
 
-    def row_stats(self, target: Target, pred: np.ndarray, y: np.ndarray) -> np.ndarray:
-        c = target.width
-        chosen = pred.argmax(axis=1)
-        correct = chosen == y
-        p_true = pred[np.arange(len(y)), y]
-        columns = [np.ones(len(y)), correct, -np.log(np.maximum(p_true, 1e-12))]
-        for k in range(c):
-            columns += [y == k, (y == k) & correct]
-        for a, b in self._skill_groups(target):
-            both = np.concatenate([a, b])
-            picked = both[pred[:, both].argmax(axis=1)]  # the likeliest class among both groups'
-            for group in (a, b):
-                truly, said = np.isin(y, group), np.isin(picked, group)
-                columns += [truly, truly & said]
-        return np.stack(columns, axis=1).astype(np.float64)
-
-    def from_sums(self, target: Target, sums: np.ndarray) -> dict[str, np.ndarray]:
-        c = target.width
-        n = sums[..., 0]
-        out = {"accuracy": sums[..., 1] / n, "log_loss": sums[..., 2] / n,
-               "balanced_accuracy": _mean_recall(sums[..., 3:3 + 2 * c])}
-        at = 3 + 2 * c
-        for name in target.skills:
-            out[f"skill:{name}"] = _mean_recall(sums[..., at:at + 4])
-            at += 4
-        return out
-
     def loss(self, pred: np.ndarray, y: np.ndarray) -> np.ndarray:
         return -np.log(np.maximum(pred[np.arange(len(y)), y].astype(np.float64), 1e-12))
-
-    def no_skill(self, target: Target) -> float:
-        return 1.0 / target.width
 
     def constant(self, y_train: np.ndarray, target: Target) -> np.ndarray:
         return np.bincount(y_train, minlength=target.width) / len(y_train)
@@ -116,20 +87,6 @@ class Classes(Kind):
 
         return (predict, f"multinomial logistic regression on the {x.shape[1]} features (L2 λ = {lam:g}, "
                          "chosen on validation)", w_best.size)
-
-    def _skill_groups(self, target: Target) -> list[tuple[np.ndarray, np.ndarray]]:
-        index = {name: i for i, name in enumerate(target.classes)}
-        return [(np.array([index[n] for n in a]), np.array([index[n] for n in b]))
-                for a, b in target.skills.values()]
-
-
-def _mean_recall(pairs: np.ndarray) -> np.ndarray:
-    """(..., 2k) alternating (count, correct) per class → mean recall over the classes that occur."""
-    count, hit = pairs[..., 0::2], pairs[..., 1::2]
-    present = count > 0
-    recall = np.divide(hit, count, out=np.zeros_like(hit), where=present)
-    k = present.sum(axis=-1)
-    return np.divide(recall.sum(axis=-1), k, out=np.full(k.shape, np.nan), where=k > 0)
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:

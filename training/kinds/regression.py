@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from market import scores
 from market.dataset import Dataset
 from market.targets import Target
 from training import volscale
@@ -44,7 +45,7 @@ class Denormalize(nn.Module):
 
 class Regression(Kind):
     name = "regression"
-    headline = "r2"
+    headline = scores.FORMULAS[name].headline
     uses_temperature = False
     constant_name = "the training split's mean"
     linear_name = "ridge"
@@ -71,29 +72,8 @@ class Regression(Kind):
     def head(self, net: nn.Module, scale: Scale) -> nn.Module:
         return Denormalize(net, scale)
 
-    def row_stats(self, target: Target, pred: np.ndarray, y: np.ndarray) -> np.ndarray:
-        y = y.astype(np.float64)
-        p = pred[:, 0].astype(np.float64)
-        centred = y - y.mean()  # R² is shift-invariant; centring keeps the sums well conditioned
-        columns = [np.ones_like(y), centred, centred * centred, (y - p) ** 2]
-        if target.signed:
-            moved = y != 0
-            columns += [moved, moved & (np.sign(p) == np.sign(y))]
-        return np.stack(columns, axis=1)
-
-    def from_sums(self, target: Target, sums: np.ndarray) -> dict[str, np.ndarray]:
-        n, s1, s2, sse = (sums[..., i] for i in range(4))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out = {"r2": 1.0 - sse / (s2 - s1 * s1 / n), "mse": sse / n}
-            if target.signed:
-                out["directional_accuracy"] = sums[..., 5] / sums[..., 4]
-        return out
-
     def loss(self, pred: np.ndarray, y: np.ndarray) -> np.ndarray:
         return (y.astype(np.float64) - pred[:, 0]) ** 2
-
-    def no_skill(self, target: Target) -> float:
-        return 0.0
 
     def constant(self, y_train: np.ndarray, target: Target) -> np.ndarray:
         return np.array([y_train.mean(dtype=np.float64)])
