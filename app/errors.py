@@ -164,7 +164,7 @@ def _is_oip(path: str) -> bool:
 
 def oip_status(exc: ServiceError) -> int:
     """The status of a domain error under the Open Inference Protocol, which answers every bad request 400."""
-    return BadRequest.status if isinstance(exc, InvalidInput) else exc.status
+    return BadRequest.status if exc.status == 422 else exc.status  # invalid input, or out of range
 
 
 async def _service_error(request: Request, exc: Exception) -> JSONResponse:
