@@ -72,12 +72,17 @@ def client_for() -> ClientFor:
     return make
 
 
+def copy_store(source: Path, store: Path) -> Path:
+    """Copies the family CURRENT points at in `source`, and CURRENT, into `store`; its family directory."""
+    family_id = read_current(source)
+    store.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(source / family_id, store / family_id)
+    shutil.copyfile(source / CURRENT, store / CURRENT)
+    return store / family_id
+
+
 @pytest.fixture()
 def store_copy(quick_store: Path, tmp_path: Path) -> tuple[Path, Path]:
     """A private copy of the quick store to damage: (store, family directory)."""
-    family_id = read_current(quick_store)
     store = tmp_path / "store"
-    store.mkdir()
-    shutil.copytree(quick_store / family_id, store / family_id)
-    shutil.copyfile(quick_store / CURRENT, store / CURRENT)
-    return store, store / family_id
+    return store, copy_store(quick_store, store)

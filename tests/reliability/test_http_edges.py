@@ -10,7 +10,6 @@ documented decision (app/wire.py: finding duplicates costs 9x msgspec's decoding
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,7 +20,8 @@ import httpx
 import pytest
 
 from app.main import create_app
-from models.store import CURRENT, MANIFEST, read_current, set_current
+from models.store import MANIFEST, read_current, set_current
+from tests.conftest import copy_store
 from tests.reliability.conftest import copy_family, server_environment
 
 pytestmark = pytest.mark.slow
@@ -34,9 +34,7 @@ NEAREST = "M0"  # M1's larger neighbour, which the router tries first
 def store(quick_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A private copy of the quick store whose family has a broken M1."""
     store = tmp_path_factory.mktemp("edges-store")
-    family_id = read_current(quick_store)
-    shutil.copytree(quick_store / family_id, store / family_id)
-    shutil.copyfile(quick_store / CURRENT, store / CURRENT)
+    family_id = copy_store(quick_store, store).name
     (store / family_id / f"{BROKEN}.onnx").write_bytes(b"not a model")
     return store
 

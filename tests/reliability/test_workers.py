@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import threading
 import time
@@ -27,7 +26,8 @@ from typing import Any
 import httpx
 import pytest
 
-from models.store import CURRENT, MANIFEST, read_current, set_current
+from models.store import MANIFEST, set_current
+from tests.conftest import copy_store
 from tests.reliability.conftest import copy_family
 
 pytestmark = pytest.mark.slow
@@ -42,9 +42,7 @@ WORKER = re.compile(r'^tiered_family_info\{family_id="([^"]+)",pid="(\d+)"\} 1\.
 def store(quick_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A private copy of the quick store, whose CURRENT the tests move."""
     store = tmp_path_factory.mktemp("workers-store")
-    family_id = read_current(quick_store)
-    shutil.copytree(quick_store / family_id, store / family_id)
-    shutil.copyfile(quick_store / CURRENT, store / CURRENT)
+    copy_store(quick_store, store)
     return store
 
 
