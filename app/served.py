@@ -68,6 +68,10 @@ class Followup:
         self._everything = False  # some listener takes every answer (not only followed symbols')
         self._pending: list[Served] = []
         self._scheduled = False
+        try:  # the loop that runs the records; none when built outside one (a script, a test): run at once
+            self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
         self.dropped = Counter("tiered_followup_dropped", "Answers whose shadow run and log line were "
                                "skipped because too many were waiting.", registry=registry)
 
@@ -82,15 +86,22 @@ class Followup:
         return tracked or self._everything
 
     def add(self, record: Served) -> None:
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is None and self._loop is not None and self._loop.is_running():
+            # From a worker thread (a large /predict/batch is served in the thread pool): handed to the
+            # loop, so that every record is queued, shadowed and logged there, off that request's path.
+            self._loop.call_soon_threadsafe(self.add, record)
+            return
         if len(self._pending) >= self.limit:
             self.dropped.inc()
             return
         self._pending.append(record)
         if self._scheduled:
             return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
+        if loop is None:
             self.run()
             return
         self._scheduled = True
