@@ -25,6 +25,7 @@ from app.dataplane import DataPlane
 from app.errors import BadRequest, TierUnavailable, UnknownModel
 from app.registry import Family
 from app.tensors import Incoming
+from app.wire import Limits
 from market.features import FEATURE_NAMES
 
 SERVER_NAME, SERVER_VERSION = "tiered", "0.1.0"
@@ -67,12 +68,6 @@ class Result:
     outputs: list[tuple[str, np.ndarray]]
     id: str | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Limits:
-    max_rows: int  # TIERED_MAX_BATCH_ITEMS: rows (windows) in one request
-    max_bars: int  # TIERED_MAX_CANDLES: bars in one window
 
 
 class Model(Protocol):
@@ -138,9 +133,9 @@ class TierModel:
     async def infer(self, request: Request, family: Family) -> Result:
         t = inputs_by_name(request, {FEATURES: ("FP32", True)})[FEATURES]
         width = len(FEATURE_NAMES)
-        if len(t.shape) != 2 or t.shape[1] != width or not 1 <= t.shape[0] <= self.limits.max_rows:
+        if len(t.shape) != 2 or t.shape[1] != width or not 1 <= t.shape[0] <= self.limits.max_batch_items:
             raise BadRequest(f"input {t.name} has shape {list(t.shape)}; send [rows, {width}] with 1 ≤ rows "
-                             f"≤ {self.limits.max_rows} (TIERED_MAX_BATCH_ITEMS)")
+                             f"≤ {self.limits.max_batch_items} (TIERED_MAX_BATCH_ITEMS)")
         x = finite(t.name, tensors.array(t))
         done = self.plane.infer(self.name, x, family)
         return Result(self.name, done.family.family_id, [(done.family.manifest.output.name, done.y)],

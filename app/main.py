@@ -31,7 +31,7 @@ from app.control import Control, Local
 from app.dataplane import DataPlane, RangePolicy
 from app.decisions import DecisionLog
 from app.head import HeadAsGet
-from app.inference import Inference, Limits
+from app.inference import Inference
 from app.limits import BodyLimit
 from app.live import views
 from app.live.follower import Live
@@ -73,7 +73,7 @@ def create_app(settings: Settings | None = None, control: Control | None = None)
         plane = app.state.plane = DataPlane(registry, metrics, RangePolicy(settings.out_of_range == "refuse",
                                                                            settings.range_margin),
                                             shadow_rate=settings.shadow_rate)
-        limits = Limits(settings.max_batch_items, settings.max_candles)
+        limits = app.state.codec.limits
         routed = RoutedModel(plane, limits, app.state.codec.now_ms)
         models = app.state.inference = Inference(plane, limits, routed)
         decision_log = _decision_log(settings, plane, metrics)

@@ -37,9 +37,10 @@ from app import tensors
 from app.dataplane import DataPlane, Query
 from app.errors import BadRequest
 from app.forms import MAX_LATENCY_MS
-from app.inference import Limits, ModelInfo, Request, Result, TensorInfo, inputs_by_name, out_of_range
+from app.inference import ModelInfo, Request, Result, TensorInfo, inputs_by_name, out_of_range
 from app.registry import Family
 from app.windows import TENSOR, TS_TENSOR, Names, Window
+from app.wire import Limits
 from market.regime import REGIMES
 
 NAME = "tiered"
@@ -110,11 +111,12 @@ class RoutedModel:
     def _window(self, t: tensors.Incoming, bars: int) -> np.ndarray:
         lim = self.limits
         s = t.shape
-        fits = len(s) == 3 and s[2] in (5, 6) and 1 <= s[0] <= lim.max_rows and bars <= s[1] <= lim.max_bars
+        fits = (len(s) == 3 and s[2] in (5, 6) and 1 <= s[0] <= lim.max_batch_items
+                and bars <= s[1] <= lim.max_candles)
         if not fits:
             raise BadRequest(f"input {t.name} has shape {list(s)}; send [windows, bars, 5 or 6] ({COLUMNS} "
-                             f"per bar, oldest first) with 1 ≤ windows ≤ {lim.max_rows} "
-                             f"(TIERED_MAX_BATCH_ITEMS) and {bars} ≤ bars ≤ {lim.max_bars} (the family's "
+                             f"per bar, oldest first) with 1 ≤ windows ≤ {lim.max_batch_items} "
+                             f"(TIERED_MAX_BATCH_ITEMS) and {bars} ≤ bars ≤ {lim.max_candles} (the family's "
                              "window, TIERED_MAX_CANDLES)")
         return tensors.array(t)
 

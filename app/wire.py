@@ -245,7 +245,7 @@ class Codec:
     """Bodies to domain queries and domain results to bodies, for one service's limits."""
 
     def __init__(self, limits: Limits, now_ms: Callable[[], int] = _now_ms) -> None:
-        self.types, self.now_ms = types(limits), now_ms
+        self.limits, self.types, self.now_ms = limits, types(limits), now_ms
 
     def query(self, body: bytes, content_type: str | None) -> Query:
         _check_json(content_type)
